@@ -1,0 +1,258 @@
+"""The command line: the one place where exceptions become messages and exit codes.
+
+Exit codes: 0 every fold ok; 1 some folds failed (results still written);
+2 bad input (suite, dataset, arguments); 130 interrupted (finished folds kept).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from harness import __version__
+from harness.errors import HarnessError, SuiteError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark classical and ensemble ML on tabular data.")
+console = Console()
+err_console = Console(stderr=True)
+
+Allow = Annotated[
+    list[str] | None,
+    typer.Option("--allow-module", help="Also allow import-path estimators from this module prefix (repeatable)."),
+]
+
+
+def _fail(exc: HarnessError) -> None:
+    lines = exc.problems if isinstance(exc, SuiteError) else str(exc).splitlines()
+    for line in lines:
+        err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _guard(fn):
+    """Turn HarnessError into one line per problem; other crashes into one line plus a hint."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            _fail(exc)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("HARNESS_DEBUG"):
+                raise
+            err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (set HARNESS_DEBUG=1 for the traceback)")
+            raise typer.Exit(3) from None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"harness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """harness: paired, resumable benchmarks of tabular ML models."""
+
+
+def _allowed(extra: list[str] | None) -> tuple[str, ...]:
+    from harness.registry import allowed_modules
+
+    return allowed_modules(tuple(extra or ()))
+
+
+@app.command()
+@_guard
+def run(
+    suite_path: Annotated[Path, typer.Argument(metavar="SUITE", help="Suite YAML file.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default reports/<suite name>).")] = None,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", min=1, help="Folds fitted in parallel.")] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads per fit (default: cores / n-jobs).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute folds already in the store.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Recompute folds that failed or timed out.")] = False,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Run only this dataset (repeatable).")] = None,
+    estimator: Annotated[list[str] | None, typer.Option("--estimator", "-e", help="Run only this estimator (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and the number of folds; fit nothing.")] = False,
+    backend: Annotated[str | None, typer.Option("--backend", help="joblib backend (default loky; e.g. dask).")] = None,
+    allow_module: Allow = None,
+) -> None:
+    """Run a suite: every (dataset, estimator, repeat, fold) not yet in the store."""
+    from harness.report import write_outputs
+    from harness.runner import RunOptions, prepare, run_suite
+    from harness.spec import load_suite
+
+    suite = load_suite(suite_path)
+    options = RunOptions(
+        out=out, n_jobs=n_jobs, threads=threads, force=force, retry_failed=retry_failed,
+        datasets=tuple(dataset or ()), estimators=tuple(estimator or ()), allow_modules=_allowed(allow_module),
+        backend=backend,
+    )
+    plan = prepare(suite, options)
+    if dry_run:
+        _print_plan(plan, options)
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("failed [red]{task.fields[failed]}[/]"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console, transient=False,
+    ) as progress:
+        bar = progress.add_task(suite.name, total=None, failed=0)
+
+        def on_start(todo: int, reused: int) -> None:
+            progress.update(bar, total=todo)
+            if reused:
+                progress.console.print(f"{reused} folds already in the store; {todo} to compute")
+
+        def on_result(result) -> None:
+            failed = progress.tasks[0].fields["failed"] + (result.status in ("error", "timeout"))
+            progress.update(bar, advance=1, failed=failed)
+
+        try:
+            summary = run_suite(suite, options, on_start=on_start, on_result=on_result, plan=plan)
+        except KeyboardInterrupt:
+            progress.stop()
+            err_console.print("interrupted: finished folds are kept in the store; run again to compute the rest")
+            raise typer.Exit(130) from None
+    boards = write_outputs(summary.out)
+    _print_leaderboard(boards)
+    console.print(f"results: {summary.out / 'results.db'}, {summary.out / 'results.csv'}, {summary.out / 'leaderboard.md'}")
+    if summary.failed_in_plan:
+        err_console.print(f"{summary.failed_in_plan} folds failed; see {summary.out / 'leaderboard.md'} (Failures)")
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_plan(plan, options) -> None:
+    from harness.runner import output_dir
+    from harness.store import Store
+
+    db = output_dir(plan.suite, options.out) / "results.db"
+    done = Store(db).done_keys() if db.is_file() else set()
+    table = Table(title=f"plan: {plan.suite.name}")
+    for col in ("dataset", "estimator", "folds", "in store", "to run"):
+        table.add_column(col)
+    todo_total = 0
+    for (ds, est), n in plan.counts().items():
+        keys = [t.key for t in plan.tasks if t.dataset.name == ds and t.resolved.spec.name == est]
+        have = 0 if options.force else sum(k in done for k in keys)
+        skipped = next(t.resolved.skipped for t in plan.tasks if t.dataset.name == ds and t.resolved.spec.name == est)
+        todo_total += n - have
+        table.add_row(ds, est + (f" (skipped: {skipped})" if skipped else ""), str(n), str(have), str(n - have))
+    console.print(table)
+    console.print(f"{len(plan.tasks)} folds in the plan, {todo_total} to run")
+
+
+def _print_leaderboard(boards) -> None:
+    table = Table(title=f"{boards.suite}: mean primary metric per dataset (rank)")
+    table.add_column("estimator")
+    for name in boards.per_dataset:
+        table.add_column(f"{name}\n{boards.primary_for(name)}", justify="right")
+    table.add_column("mean rank", justify="right")
+    for rec in boards.overall.to_dict("records"):
+        cells = []
+        for name, t in boards.per_dataset.items():
+            row = t[t["estimator"] == rec["estimator"]]
+            if row.empty or row["n_skipped"].iloc[0] == row["folds"].iloc[0]:
+                cells.append("skipped")
+                continue
+            mean, rank = row[f"{boards.primary_for(name)}_mean"].iloc[0], row["rank"].iloc[0]
+            cells.append("failed" if math.isnan(mean) else f"{mean:.4f} ({rank:g})")
+        mr = rec["mean_rank"]
+        table.add_row(rec["estimator"], *cells, "—" if math.isnan(mr) else f"{mr:.2f}")
+    console.print(table)
+
+
+@app.command()
+@_guard
+def validate(
+    suite_path: Annotated[Path, typer.Argument(metavar="SUITE")],
+    allow_module: Allow = None,
+) -> None:
+    """Check a suite: schema, names, datasets load, estimators build. Fits nothing."""
+    from harness.runner import RunOptions, prepare
+    from harness.spec import load_suite
+
+    suite = load_suite(suite_path)
+    plan = prepare(suite, RunOptions(allow_modules=_allowed(allow_module)))
+    console.print(
+        f"{suite_path}: ok ({len(plan.datasets)} datasets, {len(suite.estimators)} estimators, {len(plan.tasks)} folds)"
+    )
+
+
+@app.command("list")
+@_guard
+def list_(
+    what: Annotated[str, typer.Argument(help="estimators | datasets | metrics")],
+) -> None:
+    """List registry estimators, dataset sources or metrics."""
+    if what == "estimators":
+        from harness.registry import REGISTRY
+
+        table = Table(title="estimators (model: NAME in a suite)")
+        for col in ("name", "classifier", "regressor", "scale", "impute", "categoricals", "tiny test params", "about"):
+            table.add_column(col)
+        for e in REGISTRY.values():
+            table.add_row(
+                e.name, (e.classifier or "—").rsplit(".", 1)[-1], (e.regressor or "—").rsplit(".", 1)[-1],
+                str(e.tags.scale), str(e.tags.impute), e.tags.categorical, str(e.tiny or ""), e.description,
+            )
+        console.print(table)
+        console.print("Any scikit-learn estimator class also works by import path (e.g. sklearn.neighbors.KNeighborsClassifier).")
+    elif what == "datasets":
+        from harness.datasets import available_sources
+
+        table = Table(title="dataset sources (source: in a suite)")
+        table.add_column("source")
+        table.add_column("about")
+        for src, about in available_sources():
+            table.add_row(src, about)
+        table.add_row("path/to/file.csv | .parquet", "a file relative to the suite; give target:, optional categorical:, drop:")
+        console.print(table)
+    elif what == "metrics":
+        from harness.metrics import METRICS
+
+        table = Table(title="metrics")
+        for col in ("name", "task", "better", "scikit-learn scorer", "about"):
+            table.add_column(col)
+        for m in METRICS.values():
+            table.add_row(m.name, m.task, "higher" if m.greater_is_better else "lower", m.sklearn_scorer, m.description)
+        console.print(table)
+    else:
+        from harness.spec import did_you_mean
+
+        raise HarnessError(f"list: unknown topic '{what}'{did_you_mean(what, ['estimators', 'datasets', 'metrics'])}; choose estimators, datasets or metrics")
+
+
+@app.command()
+@_guard
+def report(out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run's output directory (holds results.db).")]) -> None:
+    """Rebuild results.csv and leaderboard.md from the store alone (no refitting)."""
+    from harness.report import write_outputs
+
+    boards = write_outputs(out_dir)
+    _print_leaderboard(boards)
+    console.print(f"wrote {out_dir / 'results.csv'} and {out_dir / 'leaderboard.md'}")
+
+
+def entrypoint() -> None:
+    app(prog_name="harness")
+
+
+if __name__ == "__main__":
+    sys.exit(entrypoint())

@@ -1,0 +1,193 @@
+"""The engine: fit and score one fold, and run many folds in parallel.
+
+`fit_and_score` is the unit of work, kept small and pure like scikit-learn's
+`_fit_and_score`: it builds a fresh estimator, fits it on the training rows, predicts
+the test rows and returns a `FoldResult`. It never raises for the estimator's sake:
+an exception becomes an error result (with the traceback kept), a fit past its time
+limit is killed and becomes a timeout result. `execute` runs tasks through joblib,
+so any joblib backend (loky here, Dask on a cluster) runs the same code.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from harness.datasets import Dataset
+from harness.metrics import CLASSIFICATION, METRICS, model_responses, score_fold
+from harness.preprocess import Columns
+from harness.registry import Resolved, build
+from harness.splits import Split
+from harness.store import ERROR, OK, SKIPPED, TIMEOUT, FoldResult
+
+
+@dataclass
+class FoldTask:
+    """Everything one fold needs; picklable so any joblib backend can ship it."""
+
+    key: str
+    dataset: Dataset
+    resolved: Resolved
+    split: Split
+    metrics: list[str]
+    threads: int = 1
+    timeout_s: float | None = None
+
+    def result(self, status: str, **kw: Any) -> FoldResult:
+        return FoldResult(
+            self.key, self.dataset.name, self.resolved.spec.name, self.dataset.task,
+            self.split.repeat, self.split.fold, status, **kw,
+        )
+
+
+def cpu_count() -> int:
+    """Cores this process may use (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(n_jobs: int, threads: int | None = None) -> int:
+    """Each worker's share of the cores, so n_jobs x threads never oversubscribes."""
+    if threads is not None:
+        return max(1, threads)
+    return max(1, cpu_count() // max(1, n_jobs))
+
+
+# Estimators whose n_jobs does nothing (and warns when set).
+_N_JOBS_IS_NOOP = {"LogisticRegression"}
+
+
+def limit_threads(model: Any, threads: int) -> None:
+    """Give every `n_jobs` in the estimator tree an explicit share.
+
+    Leaf learners (forests, LightGBM, XGBoost, kNN) get `threads`; meta-estimators
+    (stacking, voting, bagging) get 1 so that members do not multiply the count.
+    OpenMP and BLAS pools are capped separately by threadpool_limits in the caller.
+    """
+    params = model.get_params(deep=True)
+    updates = {}
+    for key in params:
+        if key != "n_jobs" and not key.endswith("__n_jobs"):
+            continue
+        owner = key[: -len("n_jobs")]
+        owner_obj = params.get(owner.rstrip("_"), model) if owner else model
+        if type(owner_obj).__name__ in _N_JOBS_IS_NOOP:
+            continue
+        is_meta = f"{owner}estimators" in params or f"{owner}estimator" in params
+        updates[key] = 1 if is_meta else threads
+    if updates:
+        model.set_params(**updates)
+
+
+def fit_and_score(task: FoldTask) -> FoldResult:
+    """Fit on the fold's training rows, score its test rows; failures become results."""
+    if task.resolved.skipped:
+        return task.result(SKIPPED, error=task.resolved.skipped)
+    if task.timeout_s:
+        return _run_isolated(task)
+    return _fit_and_score(task)
+
+
+def _fit_and_score(task: FoldTask) -> FoldResult:
+    ds, split = task.dataset, task.split
+    X_train, X_test = ds.X.iloc[split.train], ds.X.iloc[split.test]
+    y_train, y_test = ds.y[split.train], ds.y[split.test]
+    sizes = {"n_train": len(split.train), "n_test": len(split.test)}
+    fit_time = None
+    try:
+        with threadpool_limits(limits=task.threads):
+            model = build(task.resolved, Columns(ds.numeric, ds.categorical, ds.has_missing))
+            limit_threads(model, task.threads)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                start = time.perf_counter()
+                model.fit(X_train, y_train)
+                fit_time = time.perf_counter() - start
+                start = time.perf_counter()
+                needed = {METRICS[m].response for m in task.metrics}
+                n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
+                responses = model_responses(model, X_test, needed, n_classes)
+                predict_time = time.perf_counter() - start
+    except Exception as exc:  # the estimator's failure is a result, not a crash
+        return task.result(ERROR, error=_one_line(exc), detail=traceback.format_exc(), fit_time=fit_time, **sizes)
+    classes = ds.classes
+    values, notes = score_fold(task.metrics, y_test, responses, classes)
+    if caught:  # kept with the fold instead of flooding the terminal
+        notes["warnings"] = " | ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:2000]
+    return task.result(
+        OK, metrics=values, notes=notes, fit_time=fit_time, predict_time=predict_time,
+        test_index=split.test.astype(np.int64), y_true=y_test, y_pred=responses["predict"],
+        proba=responses.get("proba"), **sizes,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+# ---------------------------------------------------------------- time limits
+
+
+def _child(task: FoldTask, conn: Any) -> None:
+    try:
+        conn.send(_fit_and_score(task))
+    finally:
+        conn.close()
+
+
+def _run_isolated(task: FoldTask) -> FoldResult:
+    """Run the fold in a child process that is killed when the time limit passes.
+
+    A thread cannot be stopped inside a C extension's fit; a process can. The child is
+    forked from a clean forkserver (no OpenMP pools inherited), so this is safe with
+    LightGBM and XGBoost.
+    """
+    ctx = mp.get_context("forkserver")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(task, send), daemon=True)
+    start = time.perf_counter()
+    proc.start()
+    send.close()
+    try:
+        if recv.poll(task.timeout_s):
+            try:
+                return recv.recv()
+            except EOFError:
+                proc.join(5)
+                return task.result(ERROR, error=f"worker process died (exit code {proc.exitcode})")
+        elapsed = time.perf_counter() - start
+        return task.result(
+            TIMEOUT, error=f"fit and predict exceeded the time limit of {task.timeout_s:g} s (stopped after {elapsed:.1f} s)",
+            fit_time=elapsed, n_train=len(task.split.train), n_test=len(task.split.test),
+        )
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        recv.close()
+
+
+# ---------------------------------------------------------------- execution
+
+
+def execute(tasks: list[FoldTask], n_jobs: int = 1, backend: str | None = None) -> Iterator[FoldResult]:
+    """Yield results as folds finish (in any order), so the caller can commit each at once."""
+    if not tasks:
+        return iter(())
+    if n_jobs == 1 and backend is None:
+        return (fit_and_score(t) for t in tasks)
+    parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered", pre_dispatch="2*n_jobs")
+    return parallel(delayed(fit_and_score)(t) for t in tasks)

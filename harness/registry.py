@@ -1,0 +1,293 @@
+"""The estimator registry: suite names become scikit-learn estimators with fold-local preprocessing.
+
+A registry entry names the classifier and regressor classes (as import paths, so
+heavy libraries load only when used), their defaults, the preprocessing tags they
+need and tiny parameters for tests. A suite may also name any estimator class by
+import path; the path is checked against an allow-list of module prefixes before
+anything is imported, and the class must be a scikit-learn estimator before it is
+called. The allow-list never comes from the suite file (suites arrive in pull
+requests); users extend it with `--allow-module` or HARNESS_ALLOW_MODULES.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.pipeline import make_pipeline as sk_make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from harness.errors import EstimatorError
+from harness.metrics import CLASSIFICATION, REGRESSION
+from harness.preprocess import Columns, Tags, make_pipeline
+from harness.spec import EstimatorSpec, Suite, did_you_mean
+
+DEFAULT_ALLOWED_MODULES = ("sklearn", "xgboost", "lightgbm", "harness")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+LINEAR = Tags(scale=True, impute=True, categorical="onehot")
+TREE = Tags(scale=False, impute=False, categorical="ordinal")
+TREE_NEEDS_IMPUTE = Tags(scale=False, impute=True, categorical="ordinal")
+NATIVE = Tags(scale=False, impute=False, categorical="native")
+ENSEMBLE = Tags(scale=False, impute=False, categorical="none")  # members bring their own
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registry name: a classifier and/or regressor and how to feed them."""
+
+    name: str
+    classifier: str | None
+    regressor: str | None
+    tags: Tags
+    description: str
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # per task
+    tiny: dict[str, Any] = field(default_factory=dict)
+    members: tuple[str, ...] = ()  # params that name other estimators of the suite
+
+    def class_path(self, task: str) -> str | None:
+        return self.classifier if task == CLASSIFICATION else self.regressor
+
+
+def _e(name, clf, reg, tags, desc, defaults=None, tiny=None, members=()):
+    return Entry(name, clf, reg, tags, desc, defaults or {}, tiny or {}, members)
+
+
+_SK = "sklearn."
+REGISTRY: dict[str, Entry] = {
+    e.name: e
+    for e in [
+        _e("linear", _SK + "linear_model.LogisticRegression", _SK + "linear_model.Ridge", LINEAR,
+           "L2-regularised logistic regression / ridge", {CLASSIFICATION: {"max_iter": 1000}}),
+        _e("lasso", _SK + "linear_model.LogisticRegression", _SK + "linear_model.Lasso", LINEAR,
+           "L1-regularised logistic regression (saga) / lasso",
+           {CLASSIFICATION: {"l1_ratio": 1.0, "solver": "saga", "max_iter": 2000}, REGRESSION: {"max_iter": 5000}},
+           {"max_iter": 200}),
+        _e("elastic_net", _SK + "linear_model.LogisticRegression", _SK + "linear_model.ElasticNet", LINEAR,
+           "elastic-net logistic regression (saga) / elastic net",
+           {CLASSIFICATION: {"l1_ratio": 0.5, "solver": "saga", "max_iter": 2000}, REGRESSION: {"l1_ratio": 0.5, "max_iter": 5000}},
+           {"max_iter": 200}),
+        _e("svm", _SK + "svm.SVC", _SK + "svm.SVR", LINEAR, "RBF-kernel support vector machine",
+           {CLASSIFICATION: {"probability": True}}),
+        _e("linear_svm", _SK + "svm.LinearSVC", _SK + "svm.LinearSVR", LINEAR, "linear support vector machine",
+           {CLASSIFICATION: {"max_iter": 5000}, REGRESSION: {"max_iter": 5000}}),
+        _e("knn", _SK + "neighbors.KNeighborsClassifier", _SK + "neighbors.KNeighborsRegressor", LINEAR,
+           "k nearest neighbours"),
+        _e("decision_tree", _SK + "tree.DecisionTreeClassifier", _SK + "tree.DecisionTreeRegressor", TREE,
+           "CART decision tree", tiny={"max_depth": 3}),
+        _e("random_forest", _SK + "ensemble.RandomForestClassifier", _SK + "ensemble.RandomForestRegressor", TREE,
+           "random forest", tiny={"n_estimators": 5, "max_depth": 4}),
+        _e("extra_trees", _SK + "ensemble.ExtraTreesClassifier", _SK + "ensemble.ExtraTreesRegressor", TREE,
+           "extremely randomised trees", tiny={"n_estimators": 5, "max_depth": 4}),
+        _e("adaboost", _SK + "ensemble.AdaBoostClassifier", _SK + "ensemble.AdaBoostRegressor", TREE_NEEDS_IMPUTE,
+           "AdaBoost over shallow trees", tiny={"n_estimators": 5}),
+        _e("gradient_boosting", _SK + "ensemble.GradientBoostingClassifier", _SK + "ensemble.GradientBoostingRegressor",
+           TREE_NEEDS_IMPUTE, "scikit-learn gradient boosting", tiny={"n_estimators": 5, "max_depth": 2}),
+        _e("hist_gradient_boosting", _SK + "ensemble.HistGradientBoostingClassifier",
+           _SK + "ensemble.HistGradientBoostingRegressor", NATIVE, "histogram gradient boosting (native categoricals)",
+           tiny={"max_iter": 5}),
+        _e("xgboost", "xgboost.XGBClassifier", "xgboost.XGBRegressor", NATIVE, "XGBoost (hist, native categoricals)",
+           {CLASSIFICATION: {"tree_method": "hist", "enable_categorical": True},
+            REGRESSION: {"tree_method": "hist", "enable_categorical": True}},
+           {"n_estimators": 5, "max_depth": 2}),
+        _e("lightgbm", "lightgbm.LGBMClassifier", "lightgbm.LGBMRegressor", NATIVE, "LightGBM (native categoricals)",
+           {CLASSIFICATION: {"verbose": -1}, REGRESSION: {"verbose": -1}}, {"n_estimators": 5, "num_leaves": 4}),
+        _e("bagging", _SK + "ensemble.BaggingClassifier", _SK + "ensemble.BaggingRegressor", TREE,
+           "bagging (of a suite estimator named by `estimator`, default trees)", tiny={"n_estimators": 3},
+           members=("estimator",)),
+        _e("voting", _SK + "ensemble.VotingClassifier", _SK + "ensemble.VotingRegressor", ENSEMBLE,
+           "voting over suite estimators named in `estimators` (soft voting by default)",
+           {CLASSIFICATION: {"voting": "soft"}}, members=("estimators",)),
+        _e("stacking", _SK + "ensemble.StackingClassifier", _SK + "ensemble.StackingRegressor", ENSEMBLE,
+           "stacking: `estimators` and `final_estimator` name suite estimators; out-of-fold scheme of scikit-learn",
+           members=("estimators", "final_estimator")),
+    ]
+}
+
+
+# ---------------------------------------------------------------- import paths
+
+
+def allowed_modules(extra: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """Default prefixes, plus HARNESS_ALLOW_MODULES (comma separated), plus `extra`."""
+    env = [m.strip() for m in os.environ.get("HARNESS_ALLOW_MODULES", "").split(",") if m.strip()]
+    return tuple(dict.fromkeys([*DEFAULT_ALLOWED_MODULES, *env, *extra]))
+
+
+def _is_allowed(path: str, allowed: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in allowed)
+
+
+def import_estimator_class(path: str, allowed: tuple[str, ...]) -> type:
+    """Import `pkg.mod.Class` only after the allow-list check; the result must be an estimator class."""
+    if not _DOTTED.match(path):
+        raise EstimatorError(f"'{path}' is neither a registry name{did_you_mean(path, REGISTRY)} nor a dotted import path")
+    if not _is_allowed(path, allowed):
+        raise EstimatorError(
+            f"import path '{path}' is outside the allowed modules ({', '.join(allowed)}); "
+            "allow it with --allow-module or HARNESS_ALLOW_MODULES"
+        )
+    module_name, _, cls_name = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EstimatorError(f"cannot import module '{module_name}': {exc}") from None
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise EstimatorError(f"module '{module_name}' has no '{cls_name}'{did_you_mean(cls_name, public)}")
+    if not (inspect.isclass(cls) and issubclass(cls, BaseEstimator)):
+        raise EstimatorError(f"'{path}' is not a scikit-learn estimator class")
+    return cls
+
+
+def _class(path: str) -> type:
+    module_name, _, cls_name = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+# ---------------------------------------------------------------- resolution
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A suite estimator resolved for one task: what to build, and its config for keys."""
+
+    spec: EstimatorSpec
+    task: str
+    cls_path: str
+    params: dict[str, Any]
+    tags: Tags
+    members: dict[str, Any]  # member param -> Resolved | list[Resolved]
+    skipped: str | None = None  # why this estimator does not run on this task
+
+    def config(self) -> dict[str, Any]:
+        """JSON-ready identity of the estimator: enters result keys."""
+        members = {
+            k: [m.config() for m in v] if isinstance(v, list) else v.config() for k, v in self.members.items()
+        }
+        return {"class": self.cls_path, "params": self.params, "tags": self.tags.as_dict(), "members": members}
+
+
+class Resolver:
+    """Resolves a suite's estimators per task, checking names, members and classes."""
+
+    def __init__(self, suite: Suite, allowed: tuple[str, ...] = DEFAULT_ALLOWED_MODULES):
+        self.suite = suite
+        self.allowed = allowed
+        self._by_name = {e.name: e for e in suite.estimators}
+
+    def resolve(self, name: str, task: str, _stack: tuple[str, ...] = ()) -> Resolved:
+        spec = self._by_name[name]
+        if name in _stack:
+            raise EstimatorError(f"params: members form a cycle: {' -> '.join([*_stack, name])}")
+        if spec.tasks is not None and task not in spec.tasks:
+            return self._skip(spec, task, f"declared for {', '.join(spec.tasks)} only")
+        entry = REGISTRY.get(spec.model)
+        if entry is not None:
+            return self._from_entry(spec, entry, task, (*_stack, name))
+        try:
+            cls = import_estimator_class(spec.model, self.allowed)
+        except EstimatorError as exc:
+            raise EstimatorError(f"model: {exc}") from None
+        task_of_cls = _task_of(cls)
+        if task_of_cls is not None and task_of_cls != task:
+            return self._skip(spec, task, f"{cls.__name__} is a {task_of_cls} estimator")
+        tags = Tags(scale=True, impute=True, categorical="onehot").override(spec.preprocess)
+        return Resolved(spec, task, spec.model, dict(spec.params), tags, {})
+
+    def _from_entry(self, spec: EstimatorSpec, entry: Entry, task: str, stack: tuple[str, ...]) -> Resolved:
+        cls_path = entry.class_path(task)
+        if cls_path is None:
+            return self._skip(spec, task, f"'{entry.name}' has no {task} variant")
+        params = {**entry.defaults.get(task, {}), **spec.params}
+        members: dict[str, Any] = {}
+        for key in entry.members:
+            if key not in params:
+                continue
+            value = params.pop(key)
+            names = value if isinstance(value, list) else [value]
+            resolved = []
+            for i, member in enumerate(names):
+                where = f"params.{key}" + (f"[{i}]" if isinstance(value, list) else "")
+                if not isinstance(member, str) or member not in self._by_name:
+                    raise EstimatorError(f"{where}: '{member}' is not an estimator of this suite{did_you_mean(member, self._by_name)}")
+                r = self.resolve(member, task, stack)
+                if r.skipped:
+                    return self._skip(spec, task, f"member '{member}' is skipped ({r.skipped})")
+                resolved.append(r)
+            members[key] = resolved if isinstance(value, list) else resolved[0]
+        if "estimators" in entry.members and "estimators" not in members:
+            raise EstimatorError("params.estimators: name the suite estimators to combine")
+        cls = _class(cls_path)
+        if "random_state" in inspect.signature(cls).parameters and "random_state" not in params:
+            params["random_state"] = self.suite.seed
+        tags = entry.tags if not members or "estimator" not in members else ENSEMBLE
+        return Resolved(spec, task, cls_path, params, tags.override(spec.preprocess), members)
+
+    def _skip(self, spec: EstimatorSpec, task: str, why: str) -> Resolved:
+        return Resolved(spec, task, spec.model, {}, Tags(), {}, skipped=why)
+
+
+def _task_of(cls: type) -> str | None:
+    try:
+        inst = cls()
+    except Exception:  # constructors with required arguments: trust the user's `tasks`
+        return None
+    if is_classifier(inst):
+        return CLASSIFICATION
+    if is_regressor(inst):
+        return REGRESSION
+    return None
+
+
+def build(resolved: Resolved, columns: Columns) -> Any:
+    """A fresh unfitted estimator: the model behind its fold-local preprocessing.
+
+    Ensemble members are built as full pipelines of their own, so each sees the raw
+    columns with the preprocessing its tags ask for, as in a hand-written scikit-learn
+    ensemble. A stacking final estimator sees the members' numeric outputs only.
+    """
+    params = dict(resolved.params)
+    for key, value in resolved.members.items():
+        if key == "final_estimator":
+            final = _instantiate(value.cls_path, _built_members(value, columns))
+            params[key] = sk_make_pipeline(StandardScaler(), final) if value.tags.scale else final
+        elif isinstance(value, list):
+            params[key] = [(m.spec.name, build(m, columns)) for m in value]
+        else:
+            params[key] = build(value, columns)
+    return make_pipeline(_instantiate(resolved.cls_path, params), resolved.tags, columns)
+
+
+def _built_members(resolved: Resolved, columns: Columns) -> dict[str, Any]:
+    params = dict(resolved.params)
+    for key, value in resolved.members.items():
+        params[key] = [(m.spec.name, build(m, columns)) for m in value] if isinstance(value, list) else build(value, columns)
+    return params
+
+
+def _instantiate(cls_path: str, params: dict[str, Any]) -> Any:
+    cls = _class(cls_path)
+    accepted = inspect.signature(cls).parameters
+    has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    for key in params:
+        if key not in accepted and not has_kwargs:
+            raise EstimatorError(f"params.{key}: {cls.__name__} has no parameter '{key}'{did_you_mean(key, accepted)}")
+    try:
+        model = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise EstimatorError(f"params: {cls.__name__}: {exc}") from None
+    validate = getattr(model, "_validate_params", None)
+    if callable(validate) and hasattr(model, "_parameter_constraints"):  # scikit-learn checks types and ranges only at fit; check now
+        try:
+            validate()
+        except (TypeError, ValueError) as exc:
+            msg = str(exc).splitlines()[0].replace(f"of {cls.__name__} ", "")
+            raise EstimatorError(f"params: {cls.__name__}: {msg}") from None
+    return model

@@ -1,0 +1,216 @@
+"""The run: suite -> datasets -> resolved estimators -> fold tasks -> engine -> store.
+
+`prepare` does every check that can fail on bad input (datasets load, estimators
+resolve and build, filters name real entries) before anything is fitted, and
+reports all problems at once. `run_suite` then plans one task per (dataset,
+estimator, repeat, fold), skips tasks whose content key is already in the store,
+executes the rest and commits each result as it arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.datasets import Dataset, load_dataset
+from harness.engine import FoldTask, execute, threads_per_worker
+from harness.errors import DatasetError, EstimatorError, SuiteError
+from harness.metrics import METRICS, TASKS
+from harness.preprocess import Columns
+from harness.registry import DEFAULT_ALLOWED_MODULES, Resolved, Resolver, build
+from harness.spec import Suite, did_you_mean
+from harness.splits import cv_definition, make_splits
+from harness.store import FAILED, FoldResult, Store
+
+KEY_PACKAGES = ("harness", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "xgboost", "lightgbm", "torch")
+
+
+@dataclass
+class RunOptions:
+    out: Path | None = None
+    n_jobs: int = 1
+    threads: int | None = None
+    force: bool = False
+    retry_failed: bool = False
+    datasets: tuple[str, ...] = ()
+    estimators: tuple[str, ...] = ()
+    allow_modules: tuple[str, ...] = DEFAULT_ALLOWED_MODULES
+    backend: str | None = None
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class Plan:
+    """The prepared suite: loaded datasets and every fold task, keyed by content."""
+
+    suite: Suite
+    datasets: dict[str, Dataset]
+    tasks: list[FoldTask]
+
+    def counts(self) -> Counter:
+        return Counter((t.dataset.name, t.resolved.spec.name) for t in self.tasks)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    out: Path
+    computed: Counter
+    reused: int
+    failed_in_plan: int
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed_in_plan else 0
+
+
+def output_dir(suite: Suite, out: Path | None) -> Path:
+    return Path(out) if out is not None else Path("reports") / suite.name
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def task_key(dataset: Dataset, resolved: Resolved, suite: Suite, repeat: int, fold: int) -> str:
+    """Content key of one fold: a change to data, estimator, splits, metrics or harness makes a new key."""
+    payload = {
+        "dataset": dataset.fingerprint,
+        "estimator": resolved.config(),
+        "cv": cv_definition(suite.cv, dataset.task, suite.seed),
+        "metrics": sorted(suite.metric_names(dataset.task)),
+        "harness": __version__,
+        "repeat": repeat,
+        "fold": fold,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def prepare(suite: Suite, options: RunOptions | None = None) -> Plan:
+    """Load, resolve and check everything; raise SuiteError listing every problem."""
+    options = options or RunOptions()
+    label = suite.label
+    problems: list[str] = []
+    problems += _check_filter(label, "--dataset", options.datasets, [d.name for d in suite.datasets])
+    problems += _check_filter(label, "--estimator", options.estimators, [e.name for e in suite.estimators])
+    base_dir = suite.path.parent if suite.path else Path.cwd()
+    datasets: dict[str, Dataset] = {}
+    for i, spec in enumerate(suite.datasets):
+        if options.datasets and spec.name not in options.datasets:
+            continue
+        try:
+            datasets[spec.name] = load_dataset(spec, base_dir, suite.cv.group, where=f"datasets[{i}]")
+        except DatasetError as exc:
+            problems.append(f"{label}: {exc}")
+    resolver = Resolver(suite, options.allow_modules)
+    resolved: dict[tuple[str, str], Resolved] = {}
+    tasks_needed = {d.task for d in datasets.values()} or set(TASKS)
+    for i, est in enumerate(suite.estimators):
+        for task in sorted(tasks_needed):
+            try:
+                r = resolver.resolve(est.name, task)
+                if not r.skipped:
+                    build(r, Columns(["x"], ["c"], True))  # checks class and parameters now, not at fit
+            except EstimatorError as exc:
+                problems.append(f"{label}: estimators[{i}].{exc}")
+                break
+            resolved[(est.name, task)] = r
+    if problems:
+        raise SuiteError(list(dict.fromkeys(problems)))
+    tasks = []
+    timeout_default = suite.timeout_s
+    for ds in datasets.values():
+        metrics = suite.metric_names(ds.task)
+        splits = make_splits(ds, suite.cv, suite.seed)
+        for est in suite.estimators:
+            if options.estimators and est.name not in options.estimators:
+                continue
+            r = resolved[(est.name, ds.task)]
+            timeout = est.timeout_s or timeout_default
+            for split in splits:
+                key = task_key(ds, r, suite, split.repeat, split.fold)
+                tasks.append(FoldTask(key, ds, r, split, metrics, timeout_s=timeout))
+    return Plan(suite, datasets, tasks)
+
+
+def _check_filter(label: str, flag: str, wanted: tuple[str, ...], names: list[str]) -> list[str]:
+    return [f"{label}: {flag} {w}: no such name in the suite{did_you_mean(w, names)}" for w in wanted if w not in names]
+
+
+def run_suite(
+    suite: Suite,
+    options: RunOptions | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_result: Callable[[FoldResult], None] | None = None,
+    plan: Plan | None = None,
+) -> RunSummary:
+    """Run every fold not yet in the store; `on_start(todo, reused)` and `on_result` report progress."""
+    options = options or RunOptions()
+    plan = plan or prepare(suite, options)
+    out = output_dir(suite, options.out)
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    versions = package_versions()
+    threads = threads_per_worker(options.n_jobs, options.threads)
+    with Store(out / "results.db") as store:
+        store.start_run(
+            run_id, suite.name, suite.model_dump_json(), options.argv, versions,
+            {
+                "n_jobs": options.n_jobs, "threads": threads, "backend": options.backend or "loky",
+                "seed": suite.seed, "cv": suite.cv.model_dump(),
+                "metrics": {t: suite.metric_names(t) for t in TASKS},
+                "primary": {t: suite.primary_metric(t) for t in TASKS},
+            },
+        )
+        store.record_plan(run_id, [t.key for t in plan.tasks])
+        store.record_datasets(ds.describe() | {"notes": ds.notes} for ds in plan.datasets.values())
+        store.record_metrics((m.name, m.task, m.greater_is_better) for m in METRICS.values())
+        todo = _select(plan.tasks, store, options)
+        for t in todo:
+            t.threads = threads
+        if on_start:
+            on_start(len(todo), len(plan.tasks) - len(todo))
+        computed: Counter = Counter()
+        configs = {t.key: t.resolved.config() for t in todo}
+        fps = {t.key: t.dataset.fingerprint for t in todo}
+        interrupted = False
+        try:
+            for result in execute(todo, options.n_jobs, options.backend):
+                store.add(result, run_id, suite.seed, configs[result.key], versions, fps[result.key])
+                computed[result.status] += 1
+                if on_result:
+                    on_result(result)
+        except KeyboardInterrupt:
+            interrupted = True
+        store.finish_run(run_id, "interrupted" if interrupted else "finished")
+        keys = {t.key for t in plan.tasks}
+        failed = len(keys & store.done_keys(FAILED))
+    summary = RunSummary(run_id, out, computed, len(plan.tasks) - len(todo), failed, interrupted)
+    if interrupted:
+        raise KeyboardInterrupt(summary)
+    return summary
+
+
+def _select(tasks: list[FoldTask], store: Store, options: RunOptions) -> list[FoldTask]:
+    if options.force:
+        return list(tasks)
+    done = store.done_keys()
+    if options.retry_failed:
+        done -= store.done_keys(FAILED)
+    return [t for t in tasks if t.key not in done]

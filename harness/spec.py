@@ -1,0 +1,255 @@
+"""The suite file: YAML in, a validated `Suite` out.
+
+Suites arrive in pull requests, so they are data only: `yaml.safe_load` (a tag that
+would build a Python object is refused), every mapping forbids unknown keys, and
+every problem becomes one line `file: key.path: what is wrong`, all reported
+together, before any dataset is loaded or any estimator is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from harness.errors import SuiteError
+from harness.metrics import CLASSIFICATION, DEFAULT_METRICS, METRICS, REGRESSION
+
+Task = Literal["classification", "regression"]
+SCHEMES = ("kfold", "stratified_kfold", "group_kfold", "holdout")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    """' (did you mean 'x'?)' when a close choice exists, else ''."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class CVSpec(_Strict):
+    """How rows are split; identical for every estimator on a dataset."""
+
+    scheme: str = "stratified_kfold"
+    folds: int = Field(5, ge=2, le=1000)
+    repeats: int = Field(1, ge=1, le=1000)
+    group: str | None = None
+    test_size: float = Field(0.2, gt=0, lt=1)
+    valid_size: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("scheme")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if v not in SCHEMES:
+            raise ValueError(f"unknown cv scheme '{v}'{did_you_mean(v, SCHEMES)}; choose one of {', '.join(SCHEMES)}")
+        return v
+
+
+class MetricsSpec(_Strict):
+    classification: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS[CLASSIFICATION]))
+    regression: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS[REGRESSION]))
+
+
+class PrimarySpec(_Strict):
+    classification: str | None = None
+    regression: str | None = None
+
+
+class PreprocessSpec(_Strict):
+    """Overrides of an estimator's preprocessing tags (mainly for import-path models)."""
+
+    scale: bool | None = None
+    impute: bool | None = None
+    categorical: Literal["onehot", "ordinal", "native"] | None = None
+
+
+class DatasetSpec(_Strict):
+    name: str
+    source: str
+    target: str | None = None
+    task: Task | None = None
+    categorical: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EstimatorSpec(_Strict):
+    name: str
+    model: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[Task] | None = None
+    timeout_s: float | None = Field(None, gt=0)
+    preprocess: PreprocessSpec | None = None
+
+
+class Suite(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    cv: CVSpec = Field(default_factory=CVSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    primary: PrimarySpec = Field(default_factory=PrimarySpec)
+    timeout_s: float | None = Field(None, gt=0)
+    datasets: list[DatasetSpec] = Field(min_length=1)
+    estimators: list[EstimatorSpec] = Field(min_length=1)
+
+    _path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> Path | None:
+        """The suite file, when loaded from one (relative dataset paths start there)."""
+        return self._path
+
+    @property
+    def label(self) -> str:
+        return str(self._path) if self._path else f"<suite {self.name}>"
+
+    def metric_names(self, task: str) -> list[str]:
+        return list(getattr(self.metrics, task))
+
+    def primary_metric(self, task: str) -> str:
+        return getattr(self.primary, task) or self.metric_names(task)[0]
+
+    def estimator(self, name: str) -> EstimatorSpec:
+        return next(e for e in self.estimators if e.name == name)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file; raises SuiteError with every problem found."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError([f"{path}: suite file not found"])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.constructor.ConstructorError as exc:
+        raise SuiteError([f"{path}: {_mark(exc)}YAML tag {exc.problem.split('tag ')[-1]} is not allowed: suites are data, not code"]) from None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError([f"{path}: {_mark(exc)}invalid YAML: {problem}"]) from None
+    except UnicodeDecodeError:
+        raise SuiteError([f"{path}: not a UTF-8 text file"]) from None
+    return parse_suite(raw, label=str(path), path=path)
+
+
+def parse_suite(raw: Any, label: str = "<suite>", path: Path | None = None) -> Suite:
+    """Validate an already-parsed mapping (the Python API's entry point)."""
+    if not isinstance(raw, dict):
+        raise SuiteError([f"{label}: the suite must be a mapping with keys name, datasets, estimators, ..."])
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        raise SuiteError([f"{label}: {_describe(err)}" for err in exc.errors()]) from None
+    suite._path = path
+    problems = [f"{label}: {p}" for p in check_consistency(suite)]
+    if problems:
+        raise SuiteError(problems)
+    return suite
+
+
+def _mark(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"line {mark.line + 1}: " if mark is not None else ""
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at `loc` (for did-you-mean on keys)."""
+    cls: type[BaseModel] | None = Suite
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(part) if cls else None
+        if field is None:
+            return None
+        cls = _inner_model(field.annotation)
+    return cls
+
+
+def _inner_model(tp: Any) -> type[BaseModel] | None:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    if typing.get_origin(tp) in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            found = _inner_model(arg)
+            if found:
+                return found
+    return None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    where = _loc(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        hint = did_you_mean(loc[-1], owner.model_fields) if owner else ""
+        return f"{where}: unknown key{hint}"
+    if kind == "missing":
+        return f"{where}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+# ---------------------------------------------------------------- consistency
+
+
+def check_consistency(suite: Suite) -> list[str]:
+    """Cross-field checks pydantic cannot express; each problem names its key path."""
+    problems: list[str] = []
+    if not _PLAIN_NAME.match(suite.name) or suite.name in {".", ".."}:
+        problems.append(f"name: '{suite.name}' must be a plain file name (letters, digits, '_', '-', '.')")
+    problems += _duplicates("datasets", [d.name for d in suite.datasets])
+    problems += _duplicates("estimators", [e.name for e in suite.estimators])
+    for task in (CLASSIFICATION, REGRESSION):
+        names = suite.metric_names(task)
+        if not names:
+            problems.append(f"metrics.{task}: list at least one metric")
+        for i, name in enumerate(names):
+            metric = METRICS.get(name)
+            if metric is None:
+                task_names = [m for m, v in METRICS.items() if v.task == task]
+                problems.append(f"metrics.{task}[{i}]: unknown metric '{name}'{did_you_mean(name, task_names)}")
+            elif metric.task != task:
+                problems.append(f"metrics.{task}[{i}]: '{name}' is a {metric.task} metric")
+        primary = getattr(suite.primary, task)
+        if primary is not None and primary not in names:
+            problems.append(f"primary.{task}: '{primary}' is not in metrics.{task}")
+    if suite.cv.scheme == "group_kfold" and not suite.cv.group:
+        problems.append("cv.group: group_kfold needs the name of the group column")
+    if suite.cv.scheme == "holdout" and suite.cv.test_size + suite.cv.valid_size >= 1:
+        problems.append("cv: test_size + valid_size must be below 1")
+    for i, d in enumerate(suite.datasets):
+        if not _PLAIN_NAME.match(d.name):
+            problems.append(f"datasets[{i}].name: '{d.name}' must be a plain name (letters, digits, '_', '-', '.')")
+    for i, e in enumerate(suite.estimators):
+        if not _PLAIN_NAME.match(e.name):
+            problems.append(f"estimators[{i}].name: '{e.name}' must be a plain name (letters, digits, '_', '-', '.')")
+    return problems
+
+
+def _duplicates(key: str, names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        if name in seen:
+            out.append(f"{key}[{i}].name: duplicate name '{name}' (also {key}[{seen[name]}])")
+        seen.setdefault(name, i)
+    return out

@@ -1,0 +1,213 @@
+"""The results store: one SQLite file, one row per finished fold, committed as it arrives.
+
+Only the main process writes (workers return results), so there is one writer and
+no locking dance. Every row carries its content key; a rerun skips keys already
+present and `INSERT OR REPLACE` means a key never appears twice. Out-of-fold
+predictions are stored beside the rows as `.npy` bytes (never pickle), so analysis
+and reports rebuild from this file alone, without refitting.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import StoreError
+
+SCHEMA_VERSION = 1
+OK, ERROR, TIMEOUT, SKIPPED = "ok", "error", "timeout", "skipped"
+FAILED = (ERROR, TIMEOUT)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, suite TEXT NOT NULL, suite_json TEXT NOT NULL, started REAL NOT NULL,
+    finished REAL, status TEXT NOT NULL, argv TEXT, versions TEXT, settings TEXT
+);
+CREATE TABLE IF NOT EXISTS run_cells (run_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (run_id, key));
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT NOT NULL, fingerprint TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (name, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS metrics (name TEXT PRIMARY KEY, task TEXT NOT NULL, greater_is_better INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY, run_id TEXT NOT NULL, dataset TEXT NOT NULL, estimator TEXT NOT NULL,
+    task TEXT NOT NULL, repeat INTEGER NOT NULL, fold INTEGER NOT NULL, status TEXT NOT NULL,
+    metrics TEXT NOT NULL, fit_time REAL, predict_time REAL, n_train INTEGER, n_test INTEGER,
+    error TEXT, detail TEXT, notes TEXT, seed INTEGER, config TEXT, versions TEXT,
+    dataset_fingerprint TEXT, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    key TEXT PRIMARY KEY, test_index BLOB NOT NULL, y_true BLOB NOT NULL, y_pred BLOB NOT NULL, proba BLOB
+);
+"""
+
+
+@dataclass
+class FoldResult:
+    """What one fold produced; a failure is a result too (status error/timeout/skipped)."""
+
+    key: str
+    dataset: str
+    estimator: str
+    task: str
+    repeat: int
+    fold: int
+    status: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    fit_time: float | None = None
+    predict_time: float | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    error: str | None = None
+    detail: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+    test_index: np.ndarray | None = None
+    y_true: np.ndarray | None = None
+    y_pred: np.ndarray | None = None
+    proba: np.ndarray | None = None
+
+
+def _npy(arr: np.ndarray | None) -> bytes | None:
+    if arr is None:
+        return None
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_npy(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+class Store:
+    """A results database at `path` (created on first use)."""
+
+    def __init__(self, path: str | Path, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no results store here (run `harness run` first)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a harness results store ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ runs
+
+    def start_run(self, run_id: str, suite: str, suite_json: str, argv: list[str], versions: dict, settings: dict) -> None:
+        self.db.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?)",
+            (run_id, suite, suite_json, time.time(), json.dumps(argv), json.dumps(versions), json.dumps(settings)),
+        )
+        self.db.commit()
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        self.db.execute("UPDATE runs SET finished = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
+        self.db.commit()
+
+    def record_plan(self, run_id: str, keys: Iterable[str]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO run_cells VALUES (?, ?)", [(run_id, k) for k in keys])
+        self.db.commit()
+
+    def record_datasets(self, infos: Iterable[dict[str, Any]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?)", [(i["name"], i["fingerprint"], json.dumps(i)) for i in infos]
+        )
+        self.db.commit()
+
+    def record_metrics(self, metrics: Iterable[tuple[str, str, bool]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)", [(n, t, int(g)) for n, t, g in metrics])
+        self.db.commit()
+
+    def latest_run(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs ORDER BY started DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        cols = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
+        return dict(zip(cols, row, strict=True))
+
+    # ------------------------------------------------------------ results
+
+    def done_keys(self, statuses: tuple[str, ...] | None = None) -> set[str]:
+        if statuses is None:
+            return {k for (k,) in self.db.execute("SELECT key FROM results")}
+        marks = ",".join("?" * len(statuses))
+        return {k for (k,) in self.db.execute(f"SELECT key FROM results WHERE status IN ({marks})", statuses)}
+
+    def add(self, result: FoldResult, run_id: str, seed: int, config: dict, versions: dict, fingerprint: str) -> None:
+        """Write one fold and commit at once: a killed run keeps every finished fold."""
+        r = result
+        self.db.execute(
+            "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                r.key, run_id, r.dataset, r.estimator, r.task, r.repeat, r.fold, r.status, json.dumps(r.metrics),
+                r.fit_time, r.predict_time, r.n_train, r.n_test, r.error, r.detail, json.dumps(r.notes), seed,
+                json.dumps(config, sort_keys=True, default=str), json.dumps(versions), fingerprint, time.time(),
+            ),
+        )
+        if r.y_pred is not None:
+            self.db.execute(
+                "INSERT OR REPLACE INTO predictions VALUES (?,?,?,?,?)",
+                (r.key, _npy(r.test_index), _npy(r.y_true), _npy(r.y_pred), _npy(r.proba)),
+            )
+        else:
+            self.db.execute("DELETE FROM predictions WHERE key = ?", (r.key,))
+        self.db.commit()
+
+    def current_keys(self) -> set[str]:
+        """The plan of the latest suite version: keys planned by every run of the same suite text.
+
+        Runs filtered with --dataset/--estimator add up; rows of an older suite version
+        (changed parameters, data or splits) stay in the file but are not current.
+        """
+        latest = self.latest_run()
+        if latest is None:
+            return set()
+        rows = self.db.execute(
+            "SELECT DISTINCT c.key FROM run_cells c JOIN runs r ON r.run_id = c.run_id WHERE r.suite_json = ?",
+            (latest["suite_json"],),
+        )
+        return {k for (k,) in rows}
+
+    def results(self, keys: set[str] | None = None) -> pd.DataFrame:
+        """One row per fold, metrics expanded to columns; only `keys` when given."""
+        frame = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, estimator, repeat, fold", self.db)
+        if keys is not None:
+            frame = frame[frame["key"].isin(keys)].reset_index(drop=True)
+        metrics = pd.DataFrame([json.loads(m) for m in frame["metrics"]], index=frame.index)
+        return pd.concat([frame.drop(columns=["metrics"]), metrics], axis=1)
+
+    def metric_directions(self) -> dict[str, bool]:
+        return {n: bool(g) for n, g in self.db.execute("SELECT name, greater_is_better FROM metrics")}
+
+    def dataset_infos(self) -> dict[str, dict[str, Any]]:
+        return {fp: json.loads(info) for _, fp, info in self.db.execute("SELECT * FROM datasets")}
+
+    def predictions(self, key: str) -> dict[str, np.ndarray | None] | None:
+        row = self.db.execute("SELECT test_index, y_true, y_pred, proba FROM predictions WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("test_index", "y_true", "y_pred", "proba"), map(_from_npy, row), strict=True))
