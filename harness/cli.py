@@ -14,13 +14,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from harness import __version__
 from harness.errors import HarnessError, SuiteError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark classical and ensemble ML on tabular data.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Benchmark classical and ensemble ML on tabular data."
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -33,7 +36,8 @@ Allow = Annotated[
 def _fail(exc: HarnessError) -> None:
     lines = exc.problems if isinstance(exc, SuiteError) else str(exc).splitlines()
     for line in lines:
-        err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        # escape: a message quotes user text (paths, columns, values) that rich would read as markup
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -50,7 +54,9 @@ def _guard(fn):
         except Exception as exc:
             if os.environ.get("HARNESS_DEBUG"):
                 raise
-            err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (set HARNESS_DEBUG=1 for the traceback)")
+            err_console.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (set HARNESS_DEBUG=1 for the traceback)"
+            )
             raise typer.Exit(3) from None
 
     wrapper.__name__ = fn.__name__
@@ -67,7 +73,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     """harness: paired, resumable benchmarks of tabular ML models."""
 
@@ -84,12 +92,22 @@ def run(
     suite_path: Annotated[Path, typer.Argument(metavar="SUITE", help="Suite YAML file.")],
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default reports/<suite name>).")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", min=1, help="Folds fitted in parallel.")] = 1,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads per fit (default: cores / n-jobs).")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="Threads per fit (default: cores / n-jobs).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute folds already in the store.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Recompute folds that failed or timed out.")] = False,
-    dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Run only this dataset (repeatable).")] = None,
-    estimator: Annotated[list[str] | None, typer.Option("--estimator", "-e", help="Run only this estimator (repeatable).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and the number of folds; fit nothing.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Recompute folds that failed or timed out.")
+    ] = False,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", "-d", help="Run only this dataset (repeatable).")
+    ] = None,
+    estimator: Annotated[
+        list[str] | None, typer.Option("--estimator", "-e", help="Run only this estimator (repeatable).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and the number of folds; fit nothing.")
+    ] = False,
     backend: Annotated[str | None, typer.Option("--backend", help="joblib backend (default loky; e.g. dask).")] = None,
     allow_module: Allow = None,
 ) -> None:
@@ -100,8 +118,14 @@ def run(
 
     suite = load_suite(suite_path)
     options = RunOptions(
-        out=out, n_jobs=n_jobs, threads=threads, force=force, retry_failed=retry_failed,
-        datasets=tuple(dataset or ()), estimators=tuple(estimator or ()), allow_modules=_allowed(allow_module),
+        out=out,
+        n_jobs=n_jobs,
+        threads=threads,
+        force=force,
+        retry_failed=retry_failed,
+        datasets=tuple(dataset or ()),
+        estimators=tuple(estimator or ()),
+        allow_modules=_allowed(allow_module),
         backend=backend,
     )
     plan = prepare(suite, options)
@@ -109,9 +133,15 @@ def run(
         _print_plan(plan, options)
         return
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("failed [red]{task.fields[failed]}[/]"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed [red]{task.fields[failed]}[/]"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         bar = progress.add_task(suite.name, total=None, failed=0)
 
@@ -132,9 +162,14 @@ def run(
             raise typer.Exit(130) from None
     boards = write_outputs(summary.out)
     _print_leaderboard(boards)
-    console.print(f"results: {summary.out / 'results.db'}, {summary.out / 'results.csv'}, {summary.out / 'leaderboard.md'}")
+    console.print(
+        f"results: {summary.out / 'results.db'}, {summary.out / 'results.csv'}, {summary.out / 'leaderboard.md'}",
+        markup=False,
+    )
     if summary.failed_in_plan:
-        err_console.print(f"{summary.failed_in_plan} folds failed; see {summary.out / 'leaderboard.md'} (Failures)")
+        err_console.print(
+            f"{summary.failed_in_plan} folds failed; see {summary.out / 'leaderboard.md'} (Failures)", markup=False
+        )
     raise typer.Exit(summary.exit_code)
 
 
@@ -191,7 +226,8 @@ def validate(
     suite = load_suite(suite_path)
     plan = prepare(suite, RunOptions(allow_modules=_allowed(allow_module)))
     console.print(
-        f"{suite_path}: ok ({len(plan.datasets)} datasets, {len(suite.estimators)} estimators, {len(plan.tasks)} folds)"
+        f"{suite_path}: ok ({len(plan.datasets)} datasets, {len(suite.estimators)} estimators, {len(plan.tasks)} folds)",
+        markup=False,
     )
 
 
@@ -209,11 +245,19 @@ def list_(
             table.add_column(col)
         for e in REGISTRY.values():
             table.add_row(
-                e.name, (e.classifier or "—").rsplit(".", 1)[-1], (e.regressor or "—").rsplit(".", 1)[-1],
-                str(e.tags.scale), str(e.tags.impute), e.tags.categorical, str(e.tiny or ""), e.description,
+                e.name,
+                (e.classifier or "—").rsplit(".", 1)[-1],
+                (e.regressor or "—").rsplit(".", 1)[-1],
+                str(e.tags.scale),
+                str(e.tags.impute),
+                e.tags.categorical,
+                str(e.tiny or ""),
+                e.description,
             )
         console.print(table)
-        console.print("Any scikit-learn estimator class also works by import path (e.g. sklearn.neighbors.KNeighborsClassifier).")
+        console.print(
+            "Any scikit-learn estimator class also works by import path (e.g. sklearn.neighbors.KNeighborsClassifier)."
+        )
     elif what == "datasets":
         from harness.datasets import available_sources
 
@@ -222,7 +266,9 @@ def list_(
         table.add_column("about")
         for src, about in available_sources():
             table.add_row(src, about)
-        table.add_row("path/to/file.csv | .parquet", "a file relative to the suite; give target:, optional categorical:, drop:")
+        table.add_row(
+            "path/to/file.csv | .parquet", "a file relative to the suite; give target:, optional categorical:, drop:"
+        )
         console.print(table)
     elif what == "metrics":
         from harness.metrics import METRICS
@@ -236,18 +282,22 @@ def list_(
     else:
         from harness.spec import did_you_mean
 
-        raise HarnessError(f"list: unknown topic '{what}'{did_you_mean(what, ['estimators', 'datasets', 'metrics'])}; choose estimators, datasets or metrics")
+        raise HarnessError(
+            f"list: unknown topic '{what}'{did_you_mean(what, ['estimators', 'datasets', 'metrics'])}; choose estimators, datasets or metrics"
+        )
 
 
 @app.command()
 @_guard
-def report(out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run's output directory (holds results.db).")]) -> None:
+def report(
+    out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run's output directory (holds results.db).")],
+) -> None:
     """Rebuild results.csv and leaderboard.md from the store alone (no refitting)."""
     from harness.report import write_outputs
 
     boards = write_outputs(out_dir)
     _print_leaderboard(boards)
-    console.print(f"wrote {out_dir / 'results.csv'} and {out_dir / 'leaderboard.md'}")
+    console.print(f"wrote {out_dir / 'results.csv'} and {out_dir / 'leaderboard.md'}", markup=False)
 
 
 def entrypoint() -> None:

@@ -73,7 +73,7 @@ class Dataset:
             "name": self.name,
             "source": self.source,
             "task": self.task,
-            "n_rows": int(len(self.X)),
+            "n_rows": len(self.X),
             "n_features": int(self.X.shape[1]),
             "n_categorical": len(self.categorical),
             "n_classes": None if self.classes is None else len(self.classes),
@@ -113,14 +113,23 @@ def load_dataset(spec: DatasetSpec, base_dir: Path | None = None, group: str | N
     frame = X.copy()
     target = "__target__"
     frame[target] = y
-    return _from_frame(spec.model_copy(update={"target": spec.target or target}), frame, where, group, spec.source, builtin_target=target)
+    return _from_frame(
+        spec.model_copy(update={"target": spec.target or target}),
+        frame,
+        where,
+        group,
+        spec.source,
+        builtin_target=target,
+    )
 
 
 def _load_sklearn(name: str, where: str) -> tuple[pd.DataFrame, np.ndarray]:
     import sklearn.datasets as skd
 
     if name not in SKLEARN_SETS:
-        raise DatasetError(f"{where}.source: unknown scikit-learn dataset '{name}'{did_you_mean(name, SKLEARN_SETS)}; bundled: {', '.join(SKLEARN_SETS)}")
+        raise DatasetError(
+            f"{where}.source: unknown scikit-learn dataset '{name}'{did_you_mean(name, SKLEARN_SETS)}; bundled: {', '.join(SKLEARN_SETS)}"
+        )
     X, y = getattr(skd, SKLEARN_SETS[name])(return_X_y=True, as_frame=True)
     return X, np.asarray(y)
 
@@ -129,7 +138,9 @@ def _load_synthetic(kind: str, params: dict[str, Any], where: str) -> tuple[pd.D
     import sklearn.datasets as skd
 
     if kind not in SYNTHETIC:
-        raise DatasetError(f"{where}.source: unknown generator '{kind}'{did_you_mean(kind, SYNTHETIC)}; choose from {', '.join(SYNTHETIC)}")
+        raise DatasetError(
+            f"{where}.source: unknown generator '{kind}'{did_you_mean(kind, SYNTHETIC)}; choose from {', '.join(SYNTHETIC)}"
+        )
     params = {"random_state": 0, **params}
     try:
         X, y = getattr(skd, SYNTHETIC[kind])(**params)
@@ -152,20 +163,31 @@ def _read_file(path: Path, where: str) -> pd.DataFrame:
 
 
 def _from_frame(
-    spec: DatasetSpec, frame: pd.DataFrame, where: str, group: str | None, source: str, builtin_target: str | None = None
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    where: str,
+    group: str | None,
+    source: str,
+    builtin_target: str | None = None,
 ) -> Dataset:
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if spec.target is None:
         raise DatasetError(f"{where}.target: name the target column of {source} (columns: {_head(columns)})")
     if spec.target not in columns:
-        raise DatasetError(f"{where}.target: column '{spec.target}' not found in {source}{did_you_mean(spec.target, columns)}")
+        raise DatasetError(
+            f"{where}.target: column '{spec.target}' not found in {source}{did_you_mean(spec.target, columns)}"
+        )
     for key, names in (("drop", spec.drop), ("categorical", spec.categorical)):
         for i, col in enumerate(names):
             if col not in columns or col == builtin_target:
-                raise DatasetError(f"{where}.{key}[{i}]: column '{col}' not found in {source}{did_you_mean(col, columns)}")
+                raise DatasetError(
+                    f"{where}.{key}[{i}]: column '{col}' not found in {source}{did_you_mean(col, columns)}"
+                )
     if group is not None and group not in columns:
-        raise DatasetError(f"{where}: group column '{group}' (cv.group) not found in {source}{did_you_mean(group, columns)}")
+        raise DatasetError(
+            f"{where}: group column '{group}' (cv.group) not found in {source}{did_you_mean(group, columns)}"
+        )
     notes = []
     missing_target = frame[spec.target].isna().to_numpy()
     if missing_target.any():
@@ -180,7 +202,9 @@ def _from_frame(
     y_raw = frame[spec.target]
     task = spec.task or infer_task(y_raw)
     y = _target(y_raw, task, where, spec.target)
-    categorical = [c for c in X.columns if c in spec.categorical or not pdt.is_numeric_dtype(X[c]) or pdt.is_bool_dtype(X[c])]
+    categorical = [
+        c for c in X.columns if c in spec.categorical or not pdt.is_numeric_dtype(X[c]) or pdt.is_bool_dtype(X[c])
+    ]
     X = _normalise_types(X, categorical)
     return Dataset(spec.name, X, y, task, categorical, source, groups=groups, notes=notes)
 
@@ -206,17 +230,20 @@ def _target(y: pd.Series, task: str, where: str, name: str) -> np.ndarray:
     elif arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
         arr = arr.astype(np.int64)
     if len(np.unique(arr)) < 2:
-        raise DatasetError(f"{where}.target: target '{name}' has a single class ({arr[0]!r}); nothing to classify")
+        raise DatasetError(
+            f"{where}.target: target '{name}' has a single class ({arr[0].item()!r}); nothing to classify"
+        )
     return arr
 
 
 def _normalise_types(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
-    """Categoricals become object columns (NaN for missing), numerics become float64."""
+    """Categoricals become string columns (NaN for missing), numerics become float64."""
     X = X.copy()
     for col in X.columns:
         if col in categorical:
-            values = X[col].astype(object)
-            X[col] = values.where(values.notna(), np.nan).map(lambda v: v if v is np.nan else str(v))
+            # pd.notna, not `v is np.nan`: pandas 3 hands back NaNs that are not the np.nan object,
+            # and str() of those made a category 'nan' instead of a missing value.
+            X[col] = X[col].astype(object).map(lambda v: str(v) if pd.notna(v) else np.nan)
         else:
             X[col] = X[col].astype(np.float64)
     return X

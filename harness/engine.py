@@ -45,8 +45,14 @@ class FoldTask:
 
     def result(self, status: str, **kw: Any) -> FoldResult:
         return FoldResult(
-            self.key, self.dataset.name, self.resolved.spec.name, self.dataset.task,
-            self.split.repeat, self.split.fold, status, **kw,
+            self.key,
+            self.dataset.name,
+            self.resolved.spec.name,
+            self.dataset.task,
+            self.split.repeat,
+            self.split.fold,
+            status,
+            **kw,
         )
 
 
@@ -127,9 +133,16 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
     if caught:  # kept with the fold instead of flooding the terminal
         notes["warnings"] = " | ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:2000]
     return task.result(
-        OK, metrics=values, notes=notes, fit_time=fit_time, predict_time=predict_time,
-        test_index=split.test.astype(np.int64), y_true=y_test, y_pred=responses["predict"],
-        proba=responses.get("proba"), **sizes,
+        OK,
+        metrics=values,
+        notes=notes,
+        fit_time=fit_time,
+        predict_time=predict_time,
+        test_index=split.test.astype(np.int64),
+        y_true=y_test,
+        y_pred=responses["predict"],
+        proba=responses.get("proba"),
+        **sizes,
     )
 
 
@@ -170,8 +183,11 @@ def _run_isolated(task: FoldTask) -> FoldResult:
                 return task.result(ERROR, error=f"worker process died (exit code {proc.exitcode})")
         elapsed = time.perf_counter() - start
         return task.result(
-            TIMEOUT, error=f"fit and predict exceeded the time limit of {task.timeout_s:g} s (stopped after {elapsed:.1f} s)",
-            fit_time=elapsed, n_train=len(task.split.train), n_test=len(task.split.test),
+            TIMEOUT,
+            error=f"fit and predict exceeded the time limit of {task.timeout_s:g} s (stopped after {elapsed:.1f} s)",
+            fit_time=elapsed,
+            n_train=len(task.split.train),
+            n_test=len(task.split.test),
         )
     finally:
         if proc.is_alive():

@@ -43,14 +43,23 @@ def load_leaderboards(store: Store) -> Leaderboards:
     settings = json.loads(run["settings"])
     folds = store.results(store.current_keys())
     directions = store.metric_directions()
-    infos = {info["name"]: info for fp, info in store.dataset_infos().items() if fp in set(folds["dataset_fingerprint"])}
+    infos = {
+        info["name"]: info for fp, info in store.dataset_infos().items() if fp in set(folds["dataset_fingerprint"])
+    }
     per_dataset = {}
     for name, rows in folds.groupby("dataset", sort=False):
         task = rows["task"].iloc[0]
         per_dataset[name] = dataset_table(rows, settings["metrics"][task], settings["primary"][task], directions)
     return Leaderboards(
-        run["suite"], run, folds, per_dataset, overall_table(per_dataset), settings["primary"], settings["metrics"],
-        directions, infos,
+        run["suite"],
+        run,
+        folds,
+        per_dataset,
+        overall_table(per_dataset),
+        settings["primary"],
+        settings["metrics"],
+        directions,
+        infos,
     )
 
 
@@ -72,7 +81,8 @@ def dataset_table(rows: pd.DataFrame, metrics: list[str], primary: str, directio
         rec["skip_reason"] = g.loc[g["status"] == SKIPPED, "error"].iloc[0] if rec[f"n_{SKIPPED}"] else None
         records.append(rec)
     table = pd.DataFrame(records)
-    score = table[f"{primary}_mean"]
+    # Means equal up to float noise (e.g. 0.99130434782 vs ...783) are ties, not wins.
+    score = table[f"{primary}_mean"].round(12)
     # Rank only estimators that produced a score; higher-is-better metrics rank descending.
     table["rank"] = score.rank(ascending=not directions.get(primary, True), method="average")
     return table.sort_values(["rank", "estimator"], na_position="last").reset_index(drop=True)
@@ -83,7 +93,9 @@ def overall_table(per_dataset: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows: dict[str, dict[str, Any]] = {}
     for table in per_dataset.values():
         for rec in table.to_dict("records"):
-            r = rows.setdefault(rec["estimator"], {"estimator": rec["estimator"], "ranks": [], "failed_folds": 0, "skipped_on": 0})
+            r = rows.setdefault(
+                rec["estimator"], {"estimator": rec["estimator"], "ranks": [], "failed_folds": 0, "skipped_on": 0}
+            )
             if not np.isnan(rec["rank"]):
                 r["ranks"].append(rec["rank"])
             r["failed_folds"] += sum(rec[f"n_{s}"] for s in FAILED)

@@ -62,22 +62,136 @@ def _labels(fn: Callable[..., float], **kw: Any) -> Callable[..., float]:
 
 
 _METRICS = [
-    Metric("accuracy", CLASSIFICATION, True, PREDICT, _labels(skm.accuracy_score), "accuracy", "fraction of correct labels"),
-    Metric("balanced_accuracy", CLASSIFICATION, True, PREDICT, _labels(skm.balanced_accuracy_score), "balanced_accuracy", "mean recall over classes"),
-    Metric("f1_macro", CLASSIFICATION, True, PREDICT, _labels(skm.f1_score, average="macro"), "f1_macro", "F1, unweighted mean over classes"),
-    Metric("f1_weighted", CLASSIFICATION, True, PREDICT, _labels(skm.f1_score, average="weighted"), "f1_weighted", "F1, mean weighted by support"),
-    Metric("precision_macro", CLASSIFICATION, True, PREDICT, _labels(skm.precision_score, average="macro", zero_division=0), "precision_macro", "precision, unweighted mean over classes"),
-    Metric("recall_macro", CLASSIFICATION, True, PREDICT, _labels(skm.recall_score, average="macro"), "recall_macro", "recall, unweighted mean over classes"),
-    Metric("roc_auc", CLASSIFICATION, True, SCORE, _roc_auc, "roc_auc / roc_auc_ovr", "ROC AUC (binary; one-vs-rest macro for multiclass)"),
-    Metric("average_precision", CLASSIFICATION, True, SCORE, _average_precision, "average_precision", "area under precision-recall (binary)"),
-    Metric("log_loss", CLASSIFICATION, False, PROBA, lambda y, p, c: skm.log_loss(y, p, labels=c), "neg_log_loss", "cross-entropy of predicted probabilities"),
+    Metric(
+        "accuracy", CLASSIFICATION, True, PREDICT, _labels(skm.accuracy_score), "accuracy", "fraction of correct labels"
+    ),
+    Metric(
+        "balanced_accuracy",
+        CLASSIFICATION,
+        True,
+        PREDICT,
+        _labels(skm.balanced_accuracy_score),
+        "balanced_accuracy",
+        "mean recall over classes",
+    ),
+    Metric(
+        "f1_macro",
+        CLASSIFICATION,
+        True,
+        PREDICT,
+        _labels(skm.f1_score, average="macro"),
+        "f1_macro",
+        "F1, unweighted mean over classes",
+    ),
+    Metric(
+        "f1_weighted",
+        CLASSIFICATION,
+        True,
+        PREDICT,
+        _labels(skm.f1_score, average="weighted"),
+        "f1_weighted",
+        "F1, mean weighted by support",
+    ),
+    Metric(
+        "precision_macro",
+        CLASSIFICATION,
+        True,
+        PREDICT,
+        _labels(skm.precision_score, average="macro", zero_division=0),
+        "precision_macro",
+        "precision, unweighted mean over classes",
+    ),
+    Metric(
+        "recall_macro",
+        CLASSIFICATION,
+        True,
+        PREDICT,
+        _labels(skm.recall_score, average="macro"),
+        "recall_macro",
+        "recall, unweighted mean over classes",
+    ),
+    Metric(
+        "roc_auc",
+        CLASSIFICATION,
+        True,
+        SCORE,
+        _roc_auc,
+        "roc_auc / roc_auc_ovr",
+        "ROC AUC (binary; one-vs-rest macro for multiclass)",
+    ),
+    Metric(
+        "average_precision",
+        CLASSIFICATION,
+        True,
+        SCORE,
+        _average_precision,
+        "average_precision",
+        "area under precision-recall (binary)",
+    ),
+    Metric(
+        "log_loss",
+        CLASSIFICATION,
+        False,
+        PROBA,
+        lambda y, p, c: skm.log_loss(y, p, labels=c),
+        "neg_log_loss",
+        "cross-entropy of predicted probabilities",
+    ),
     Metric("r2", REGRESSION, True, PREDICT, _labels(skm.r2_score), "r2", "coefficient of determination"),
-    Metric("explained_variance", REGRESSION, True, PREDICT, _labels(skm.explained_variance_score), "explained_variance", "explained variance"),
-    Metric("rmse", REGRESSION, False, PREDICT, _labels(skm.root_mean_squared_error), "neg_root_mean_squared_error", "root mean squared error"),
-    Metric("mse", REGRESSION, False, PREDICT, _labels(skm.mean_squared_error), "neg_mean_squared_error", "mean squared error"),
-    Metric("mae", REGRESSION, False, PREDICT, _labels(skm.mean_absolute_error), "neg_mean_absolute_error", "mean absolute error"),
-    Metric("median_ae", REGRESSION, False, PREDICT, _labels(skm.median_absolute_error), "neg_median_absolute_error", "median absolute error"),
-    Metric("mape", REGRESSION, False, PREDICT, _labels(skm.mean_absolute_percentage_error), "neg_mean_absolute_percentage_error", "mean absolute percentage error"),
+    Metric(
+        "explained_variance",
+        REGRESSION,
+        True,
+        PREDICT,
+        _labels(skm.explained_variance_score),
+        "explained_variance",
+        "explained variance",
+    ),
+    Metric(
+        "rmse",
+        REGRESSION,
+        False,
+        PREDICT,
+        _labels(skm.root_mean_squared_error),
+        "neg_root_mean_squared_error",
+        "root mean squared error",
+    ),
+    Metric(
+        "mse",
+        REGRESSION,
+        False,
+        PREDICT,
+        _labels(skm.mean_squared_error),
+        "neg_mean_squared_error",
+        "mean squared error",
+    ),
+    Metric(
+        "mae",
+        REGRESSION,
+        False,
+        PREDICT,
+        _labels(skm.mean_absolute_error),
+        "neg_mean_absolute_error",
+        "mean absolute error",
+    ),
+    Metric(
+        "median_ae",
+        REGRESSION,
+        False,
+        PREDICT,
+        _labels(skm.median_absolute_error),
+        "neg_median_absolute_error",
+        "median absolute error",
+    ),
+    Metric(
+        "mape",
+        REGRESSION,
+        False,
+        PREDICT,
+        _labels(skm.mean_absolute_percentage_error),
+        "neg_mean_absolute_percentage_error",
+        "mean absolute percentage error",
+    ),
 ]
 
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
@@ -134,5 +248,8 @@ def score_fold(
         except ValueError as exc:  # e.g. roc_auc with one class present in the fold
             values[name], notes[name] = None, str(exc).splitlines()[0]
             continue
-        values[name] = value if math.isfinite(value) else None
+        if math.isfinite(value):
+            values[name] = value
+        else:  # e.g. scikit-learn returns NaN for roc_auc when the fold holds one class
+            values[name], notes[name] = None, "undefined on this fold"
     return values, notes

@@ -69,9 +69,11 @@ class CategoricalDtypeEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "categories_")
         X = pd.DataFrame(X)
-        return pd.DataFrame(
-            {c: pd.Categorical(X[c], categories=self.categories_[c]) for c in self.feature_names_in_}, index=X.index
-        )
+        out = {}
+        for c in self.feature_names_in_:
+            known = X[c].where(X[c].isin(self.categories_[c]))  # unseen values become missing
+            out[c] = pd.Categorical(known, categories=self.categories_[c])
+        return pd.DataFrame(out, index=X.index)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.feature_names_in_.copy()

@@ -15,7 +15,7 @@ import importlib
 import inspect
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
@@ -62,50 +62,152 @@ _SK = "sklearn."
 REGISTRY: dict[str, Entry] = {
     e.name: e
     for e in [
-        _e("linear", _SK + "linear_model.LogisticRegression", _SK + "linear_model.Ridge", LINEAR,
-           "L2-regularised logistic regression / ridge", {CLASSIFICATION: {"max_iter": 1000}}),
-        _e("lasso", _SK + "linear_model.LogisticRegression", _SK + "linear_model.Lasso", LINEAR,
-           "L1-regularised logistic regression (saga) / lasso",
-           {CLASSIFICATION: {"l1_ratio": 1.0, "solver": "saga", "max_iter": 2000}, REGRESSION: {"max_iter": 5000}},
-           {"max_iter": 200}),
-        _e("elastic_net", _SK + "linear_model.LogisticRegression", _SK + "linear_model.ElasticNet", LINEAR,
-           "elastic-net logistic regression (saga) / elastic net",
-           {CLASSIFICATION: {"l1_ratio": 0.5, "solver": "saga", "max_iter": 2000}, REGRESSION: {"l1_ratio": 0.5, "max_iter": 5000}},
-           {"max_iter": 200}),
-        _e("svm", _SK + "svm.SVC", _SK + "svm.SVR", LINEAR, "RBF-kernel support vector machine",
-           {CLASSIFICATION: {"probability": True}}),
-        _e("linear_svm", _SK + "svm.LinearSVC", _SK + "svm.LinearSVR", LINEAR, "linear support vector machine",
-           {CLASSIFICATION: {"max_iter": 5000}, REGRESSION: {"max_iter": 5000}}),
-        _e("knn", _SK + "neighbors.KNeighborsClassifier", _SK + "neighbors.KNeighborsRegressor", LINEAR,
-           "k nearest neighbours"),
-        _e("decision_tree", _SK + "tree.DecisionTreeClassifier", _SK + "tree.DecisionTreeRegressor", TREE,
-           "CART decision tree", tiny={"max_depth": 3}),
-        _e("random_forest", _SK + "ensemble.RandomForestClassifier", _SK + "ensemble.RandomForestRegressor", TREE,
-           "random forest", tiny={"n_estimators": 5, "max_depth": 4}),
-        _e("extra_trees", _SK + "ensemble.ExtraTreesClassifier", _SK + "ensemble.ExtraTreesRegressor", TREE,
-           "extremely randomised trees", tiny={"n_estimators": 5, "max_depth": 4}),
-        _e("adaboost", _SK + "ensemble.AdaBoostClassifier", _SK + "ensemble.AdaBoostRegressor", TREE_NEEDS_IMPUTE,
-           "AdaBoost over shallow trees", tiny={"n_estimators": 5}),
-        _e("gradient_boosting", _SK + "ensemble.GradientBoostingClassifier", _SK + "ensemble.GradientBoostingRegressor",
-           TREE_NEEDS_IMPUTE, "scikit-learn gradient boosting", tiny={"n_estimators": 5, "max_depth": 2}),
-        _e("hist_gradient_boosting", _SK + "ensemble.HistGradientBoostingClassifier",
-           _SK + "ensemble.HistGradientBoostingRegressor", NATIVE, "histogram gradient boosting (native categoricals)",
-           tiny={"max_iter": 5}),
-        _e("xgboost", "xgboost.XGBClassifier", "xgboost.XGBRegressor", NATIVE, "XGBoost (hist, native categoricals)",
-           {CLASSIFICATION: {"tree_method": "hist", "enable_categorical": True},
-            REGRESSION: {"tree_method": "hist", "enable_categorical": True}},
-           {"n_estimators": 5, "max_depth": 2}),
-        _e("lightgbm", "lightgbm.LGBMClassifier", "lightgbm.LGBMRegressor", NATIVE, "LightGBM (native categoricals)",
-           {CLASSIFICATION: {"verbose": -1}, REGRESSION: {"verbose": -1}}, {"n_estimators": 5, "num_leaves": 4}),
-        _e("bagging", _SK + "ensemble.BaggingClassifier", _SK + "ensemble.BaggingRegressor", TREE,
-           "bagging (of a suite estimator named by `estimator`, default trees)", tiny={"n_estimators": 3},
-           members=("estimator",)),
-        _e("voting", _SK + "ensemble.VotingClassifier", _SK + "ensemble.VotingRegressor", ENSEMBLE,
-           "voting over suite estimators named in `estimators` (soft voting by default)",
-           {CLASSIFICATION: {"voting": "soft"}}, members=("estimators",)),
-        _e("stacking", _SK + "ensemble.StackingClassifier", _SK + "ensemble.StackingRegressor", ENSEMBLE,
-           "stacking: `estimators` and `final_estimator` name suite estimators; out-of-fold scheme of scikit-learn",
-           members=("estimators", "final_estimator")),
+        _e(
+            "linear",
+            _SK + "linear_model.LogisticRegression",
+            _SK + "linear_model.Ridge",
+            LINEAR,
+            "L2-regularised logistic regression / ridge",
+            {CLASSIFICATION: {"max_iter": 1000}},
+        ),
+        _e(
+            "lasso",
+            _SK + "linear_model.LogisticRegression",
+            _SK + "linear_model.Lasso",
+            LINEAR,
+            "L1-regularised logistic regression (saga) / lasso",
+            {CLASSIFICATION: {"l1_ratio": 1.0, "solver": "saga", "max_iter": 2000}, REGRESSION: {"max_iter": 5000}},
+            {"max_iter": 200},
+        ),
+        _e(
+            "elastic_net",
+            _SK + "linear_model.LogisticRegression",
+            _SK + "linear_model.ElasticNet",
+            LINEAR,
+            "elastic-net logistic regression (saga) / elastic net",
+            {
+                CLASSIFICATION: {"l1_ratio": 0.5, "solver": "saga", "max_iter": 2000},
+                REGRESSION: {"l1_ratio": 0.5, "max_iter": 5000},
+            },
+            {"max_iter": 200},
+        ),
+        _e(
+            "svm",
+            _SK + "svm.SVC",
+            _SK + "svm.SVR",
+            LINEAR,
+            "RBF-kernel support vector machine (no probabilities: log_loss is missing, roc_auc uses decision scores)",
+        ),
+        _e(
+            "linear_svm",
+            _SK + "svm.LinearSVC",
+            _SK + "svm.LinearSVR",
+            LINEAR,
+            "linear support vector machine",
+            {CLASSIFICATION: {"max_iter": 5000}, REGRESSION: {"max_iter": 5000}},
+        ),
+        _e(
+            "knn",
+            _SK + "neighbors.KNeighborsClassifier",
+            _SK + "neighbors.KNeighborsRegressor",
+            LINEAR,
+            "k nearest neighbours",
+        ),
+        _e(
+            "decision_tree",
+            _SK + "tree.DecisionTreeClassifier",
+            _SK + "tree.DecisionTreeRegressor",
+            TREE,
+            "CART decision tree",
+            tiny={"max_depth": 3},
+        ),
+        _e(
+            "random_forest",
+            _SK + "ensemble.RandomForestClassifier",
+            _SK + "ensemble.RandomForestRegressor",
+            TREE,
+            "random forest",
+            tiny={"n_estimators": 5, "max_depth": 4},
+        ),
+        _e(
+            "extra_trees",
+            _SK + "ensemble.ExtraTreesClassifier",
+            _SK + "ensemble.ExtraTreesRegressor",
+            TREE,
+            "extremely randomised trees",
+            tiny={"n_estimators": 5, "max_depth": 4},
+        ),
+        _e(
+            "adaboost",
+            _SK + "ensemble.AdaBoostClassifier",
+            _SK + "ensemble.AdaBoostRegressor",
+            TREE_NEEDS_IMPUTE,
+            "AdaBoost over shallow trees",
+            tiny={"n_estimators": 5},
+        ),
+        _e(
+            "gradient_boosting",
+            _SK + "ensemble.GradientBoostingClassifier",
+            _SK + "ensemble.GradientBoostingRegressor",
+            TREE_NEEDS_IMPUTE,
+            "scikit-learn gradient boosting",
+            tiny={"n_estimators": 5, "max_depth": 2},
+        ),
+        _e(
+            "hist_gradient_boosting",
+            _SK + "ensemble.HistGradientBoostingClassifier",
+            _SK + "ensemble.HistGradientBoostingRegressor",
+            NATIVE,
+            "histogram gradient boosting (native categoricals)",
+            tiny={"max_iter": 5},
+        ),
+        _e(
+            "xgboost",
+            "xgboost.XGBClassifier",
+            "xgboost.XGBRegressor",
+            NATIVE,
+            "XGBoost (hist, native categoricals)",
+            {
+                CLASSIFICATION: {"tree_method": "hist", "enable_categorical": True},
+                REGRESSION: {"tree_method": "hist", "enable_categorical": True},
+            },
+            {"n_estimators": 5, "max_depth": 2},
+        ),
+        _e(
+            "lightgbm",
+            "lightgbm.LGBMClassifier",
+            "lightgbm.LGBMRegressor",
+            NATIVE,
+            "LightGBM (native categoricals)",
+            {CLASSIFICATION: {"verbose": -1}, REGRESSION: {"verbose": -1}},
+            {"n_estimators": 5, "num_leaves": 4},
+        ),
+        _e(
+            "bagging",
+            _SK + "ensemble.BaggingClassifier",
+            _SK + "ensemble.BaggingRegressor",
+            TREE,
+            "bagging (of a suite estimator named by `estimator`, default trees)",
+            tiny={"n_estimators": 3},
+            members=("estimator",),
+        ),
+        _e(
+            "voting",
+            _SK + "ensemble.VotingClassifier",
+            _SK + "ensemble.VotingRegressor",
+            ENSEMBLE,
+            "voting over suite estimators named in `estimators` (soft voting by default)",
+            {CLASSIFICATION: {"voting": "soft"}},
+            members=("estimators",),
+        ),
+        _e(
+            "stacking",
+            _SK + "ensemble.StackingClassifier",
+            _SK + "ensemble.StackingRegressor",
+            ENSEMBLE,
+            "stacking: `estimators` and `final_estimator` name suite estimators; out-of-fold scheme of scikit-learn",
+            members=("estimators", "final_estimator"),
+        ),
     ]
 }
 
@@ -126,7 +228,9 @@ def _is_allowed(path: str, allowed: tuple[str, ...]) -> bool:
 def import_estimator_class(path: str, allowed: tuple[str, ...]) -> type:
     """Import `pkg.mod.Class` only after the allow-list check; the result must be an estimator class."""
     if not _DOTTED.match(path):
-        raise EstimatorError(f"'{path}' is neither a registry name{did_you_mean(path, REGISTRY)} nor a dotted import path")
+        raise EstimatorError(
+            f"'{path}' is neither a registry name{did_you_mean(path, REGISTRY)} nor a dotted import path"
+        )
     if not _is_allowed(path, allowed):
         raise EstimatorError(
             f"import path '{path}' is outside the allowed modules ({', '.join(allowed)}); "
@@ -168,9 +272,7 @@ class Resolved:
 
     def config(self) -> dict[str, Any]:
         """JSON-ready identity of the estimator: enters result keys."""
-        members = {
-            k: [m.config() for m in v] if isinstance(v, list) else v.config() for k, v in self.members.items()
-        }
+        members = {k: [m.config() for m in v] if isinstance(v, list) else v.config() for k, v in self.members.items()}
         return {"class": self.cls_path, "params": self.params, "tags": self.tags.as_dict(), "members": members}
 
 
@@ -216,7 +318,9 @@ class Resolver:
             for i, member in enumerate(names):
                 where = f"params.{key}" + (f"[{i}]" if isinstance(value, list) else "")
                 if not isinstance(member, str) or member not in self._by_name:
-                    raise EstimatorError(f"{where}: '{member}' is not an estimator of this suite{did_you_mean(member, self._by_name)}")
+                    raise EstimatorError(
+                        f"{where}: '{member}' is not an estimator of this suite{did_you_mean(member, self._by_name)}"
+                    )
                 r = self.resolve(member, task, stack)
                 if r.skipped:
                     return self._skip(spec, task, f"member '{member}' is skipped ({r.skipped})")
@@ -227,7 +331,11 @@ class Resolver:
         cls = _class(cls_path)
         if "random_state" in inspect.signature(cls).parameters and "random_state" not in params:
             params["random_state"] = self.suite.seed
-        tags = entry.tags if not members or "estimator" not in members else ENSEMBLE
+        tags = entry.tags
+        if "estimator" in members:  # bagging: the member's preprocessing runs once, outside the bags
+            member_tags = members["estimator"].tags
+            native = member_tags.categorical == "native"  # bags see arrays, not dtypes: use codes
+            tags = replace(member_tags, categorical="ordinal") if native else member_tags
         return Resolved(spec, task, cls_path, params, tags.override(spec.preprocess), members)
 
     def _skip(self, spec: EstimatorSpec, task: str, why: str) -> Resolved:
@@ -249,27 +357,26 @@ def _task_of(cls: type) -> str | None:
 def build(resolved: Resolved, columns: Columns) -> Any:
     """A fresh unfitted estimator: the model behind its fold-local preprocessing.
 
-    Ensemble members are built as full pipelines of their own, so each sees the raw
-    columns with the preprocessing its tags ask for, as in a hand-written scikit-learn
-    ensemble. A stacking final estimator sees the members' numeric outputs only.
+    Voting and stacking members are built as full pipelines of their own, so each sees
+    the raw columns with the preprocessing its tags ask for, as in a hand-written
+    scikit-learn ensemble. A bagged member and a stacking final estimator are bare
+    models: bags see the bagging pipeline's preprocessed arrays, the final estimator
+    the members' numeric outputs (scaled when its tags ask for it).
     """
+    return make_pipeline(_bare(resolved, columns), resolved.tags, columns)
+
+
+def _bare(resolved: Resolved, columns: Columns) -> Any:
     params = dict(resolved.params)
     for key, value in resolved.members.items():
         if key == "final_estimator":
-            final = _instantiate(value.cls_path, _built_members(value, columns))
+            final = _bare(value, columns)
             params[key] = sk_make_pipeline(StandardScaler(), final) if value.tags.scale else final
-        elif isinstance(value, list):
-            params[key] = [(m.spec.name, build(m, columns)) for m in value]
+        elif key == "estimator":
+            params[key] = _bare(value, columns)
         else:
-            params[key] = build(value, columns)
-    return make_pipeline(_instantiate(resolved.cls_path, params), resolved.tags, columns)
-
-
-def _built_members(resolved: Resolved, columns: Columns) -> dict[str, Any]:
-    params = dict(resolved.params)
-    for key, value in resolved.members.items():
-        params[key] = [(m.spec.name, build(m, columns)) for m in value] if isinstance(value, list) else build(value, columns)
-    return params
+            params[key] = [(m.spec.name, build(m, columns)) for m in value]
+    return _instantiate(resolved.cls_path, params)
 
 
 def _instantiate(cls_path: str, params: dict[str, Any]) -> Any:
@@ -284,7 +391,9 @@ def _instantiate(cls_path: str, params: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as exc:
         raise EstimatorError(f"params: {cls.__name__}: {exc}") from None
     validate = getattr(model, "_validate_params", None)
-    if callable(validate) and hasattr(model, "_parameter_constraints"):  # scikit-learn checks types and ranges only at fit; check now
+    if callable(validate) and hasattr(
+        model, "_parameter_constraints"
+    ):  # scikit-learn checks types and ranges only at fit; check now
         try:
             validate()
         except (TypeError, ValueError) as exc:

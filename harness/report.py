@@ -87,7 +87,16 @@ def leaderboard_markdown(boards: Leaderboards) -> str:
             failed = sum(rec[f"n_{s}"] for s in FAILED)
             rank = "—" if math.isnan(rec["rank"]) else f"{rec['rank']:g}"
             cells = [fmt(rec[f"{m}_mean"], rec[f"{m}_std"]) for m in metrics]
-            rows.append([rank, rec["estimator"], *cells, _fmt_time(rec["fit_time"]), _fmt_time(rec["predict_time"]), f"{rec['n_ok']}/{failed}"])
+            rows.append(
+                [
+                    rank,
+                    rec["estimator"],
+                    *cells,
+                    _fmt_time(rec["fit_time"]),
+                    _fmt_time(rec["predict_time"]),
+                    f"{rec['n_ok']}/{failed}",
+                ]
+            )
         lines += _md_table(header, rows)
         skipped = table[table["n_skipped"] == table["folds"]]
         for rec in skipped.to_dict("records"):
@@ -99,8 +108,11 @@ def leaderboard_markdown(boards: Leaderboards) -> str:
     overall = boards.overall
     rows = [
         [
-            r["estimator"], "—" if math.isnan(r["mean_rank"]) else f"{r['mean_rank']:.2f}", str(r["datasets_ranked"]),
-            str(r["failed_folds"]), str(r["skipped_on"]),
+            r["estimator"],
+            "—" if math.isnan(r["mean_rank"]) else f"{r['mean_rank']:.2f}",
+            str(r["datasets_ranked"]),
+            str(r["failed_folds"]),
+            str(r["skipped_on"]),
         ]
         for r in overall.to_dict("records")
     ]

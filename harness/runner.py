@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 from harness import __version__
 from harness.datasets import Dataset, load_dataset
@@ -170,10 +169,17 @@ def run_suite(
     threads = threads_per_worker(options.n_jobs, options.threads)
     with Store(out / "results.db") as store:
         store.start_run(
-            run_id, suite.name, suite.model_dump_json(), options.argv, versions,
+            run_id,
+            suite.name,
+            suite.model_dump_json(),
+            options.argv,
+            versions,
             {
-                "n_jobs": options.n_jobs, "threads": threads, "backend": options.backend or "loky",
-                "seed": suite.seed, "cv": suite.cv.model_dump(),
+                "n_jobs": options.n_jobs,
+                "threads": threads,
+                "backend": options.backend or "loky",
+                "seed": suite.seed,
+                "cv": suite.cv.model_dump(),
                 "metrics": {t: suite.metric_names(t) for t in TASKS},
                 "primary": {t: suite.primary_metric(t) for t in TASKS},
             },

@@ -1,9 +1,10 @@
 """The suite file: YAML in, a validated `Suite` out.
 
-Suites arrive in pull requests, so they are data only: `yaml.safe_load` (a tag that
-would build a Python object is refused), every mapping forbids unknown keys, and
-every problem becomes one line `file: key.path: what is wrong`, all reported
-together, before any dataset is loaded or any estimator is built.
+Suites arrive in pull requests, so they are data only: `yaml.SafeLoader` (a tag that
+would build a Python object is refused; so is a key given twice, where YAML would keep
+the last silently), every mapping forbids unknown keys, and every problem becomes one
+line `file: key.path: what is wrong`, all reported together, before any dataset is
+loaded or any estimator is built.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from harness.errors import SuiteError
 from harness.metrics import CLASSIFICATION, DEFAULT_METRICS, METRICS, REGRESSION
@@ -30,6 +31,36 @@ def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     """' (did you mean 'x'?)' when a close choice exists, else ''."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _metric_for(task: str) -> AfterValidator:
+    """Checks one metric name of `metrics.<task>` (per item, so the error names its index)."""
+
+    def check(name: str) -> str:
+        metric = METRICS.get(name)
+        if metric is None:
+            task_names = [m for m, v in METRICS.items() if v.task == task]
+            raise ValueError(f"unknown metric '{name}'{did_you_mean(name, task_names)}")
+        if metric.task != task:
+            raise ValueError(f"'{name}' is a {metric.task} metric")
+        return name
+
+    return AfterValidator(check)
+
+
+def _plain(what: str) -> AfterValidator:
+    """Names become file names and table keys: letters, digits, '_', '-', '.' only."""
+
+    def check(name: str) -> str:
+        if not _PLAIN_NAME.match(name):
+            raise ValueError(f"'{name}' must be a plain {what} (letters, digits, '_', '-', '.')")
+        return name
+
+    return AfterValidator(check)
+
+
+ClassificationMetric = Annotated[str, _metric_for(CLASSIFICATION)]
+RegressionMetric = Annotated[str, _metric_for(REGRESSION)]
 
 
 class _Strict(BaseModel):
@@ -55,8 +86,8 @@ class CVSpec(_Strict):
 
 
 class MetricsSpec(_Strict):
-    classification: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS[CLASSIFICATION]))
-    regression: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS[REGRESSION]))
+    classification: list[ClassificationMetric] = Field(default_factory=lambda: list(DEFAULT_METRICS[CLASSIFICATION]))
+    regression: list[RegressionMetric] = Field(default_factory=lambda: list(DEFAULT_METRICS[REGRESSION]))
 
 
 class PrimarySpec(_Strict):
@@ -73,7 +104,7 @@ class PreprocessSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
-    name: str
+    name: Annotated[str, _plain("name")]
     source: str
     target: str | None = None
     task: Task | None = None
@@ -83,7 +114,7 @@ class DatasetSpec(_Strict):
 
 
 class EstimatorSpec(_Strict):
-    name: str
+    name: Annotated[str, _plain("name")]
     model: str
     params: dict[str, Any] = Field(default_factory=dict)
     tasks: list[Task] | None = None
@@ -92,7 +123,7 @@ class EstimatorSpec(_Strict):
 
 
 class Suite(_Strict):
-    name: str
+    name: Annotated[str, _plain("file name")]
     description: str = ""
     seed: int = 0
     cv: CVSpec = Field(default_factory=CVSpec)
@@ -132,9 +163,14 @@ def load_suite(path: str | Path) -> Suite:
     if not path.is_file():
         raise SuiteError([f"{path}: suite file not found"])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # _SafeLoader is a yaml.SafeLoader: plain data only, never a Python object.
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
     except yaml.constructor.ConstructorError as exc:
-        raise SuiteError([f"{path}: {_mark(exc)}YAML tag {exc.problem.split('tag ')[-1]} is not allowed: suites are data, not code"]) from None
+        if "constructor for the tag" not in str(exc.problem):
+            raise SuiteError([f"{path}: {_mark(exc)}invalid YAML: {exc.problem}"]) from None
+        raise SuiteError(
+            [f"{path}: {_mark(exc)}YAML tag {exc.problem.split('tag ')[-1]} is not allowed: suites are data, not code"]
+        ) from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SuiteError([f"{path}: {_mark(exc)}invalid YAML: {problem}"]) from None
@@ -156,6 +192,26 @@ def parse_suite(raw: Any, label: str = "<suite>", path: Path | None = None) -> S
     if problems:
         raise SuiteError(problems)
     return suite
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping key given twice (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<:` merges may override keys on purpose
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable):
+                if key in seen:
+                    raise _DuplicateKey(problem=f"duplicate key '{key}'", problem_mark=key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _mark(exc: yaml.YAMLError) -> str:
@@ -214,21 +270,12 @@ def _describe(err: dict[str, Any]) -> str:
 def check_consistency(suite: Suite) -> list[str]:
     """Cross-field checks pydantic cannot express; each problem names its key path."""
     problems: list[str] = []
-    if not _PLAIN_NAME.match(suite.name) or suite.name in {".", ".."}:
-        problems.append(f"name: '{suite.name}' must be a plain file name (letters, digits, '_', '-', '.')")
     problems += _duplicates("datasets", [d.name for d in suite.datasets])
     problems += _duplicates("estimators", [e.name for e in suite.estimators])
     for task in (CLASSIFICATION, REGRESSION):
         names = suite.metric_names(task)
         if not names:
             problems.append(f"metrics.{task}: list at least one metric")
-        for i, name in enumerate(names):
-            metric = METRICS.get(name)
-            if metric is None:
-                task_names = [m for m, v in METRICS.items() if v.task == task]
-                problems.append(f"metrics.{task}[{i}]: unknown metric '{name}'{did_you_mean(name, task_names)}")
-            elif metric.task != task:
-                problems.append(f"metrics.{task}[{i}]: '{name}' is a {metric.task} metric")
         primary = getattr(suite.primary, task)
         if primary is not None and primary not in names:
             problems.append(f"primary.{task}: '{primary}' is not in metrics.{task}")
@@ -236,12 +283,6 @@ def check_consistency(suite: Suite) -> list[str]:
         problems.append("cv.group: group_kfold needs the name of the group column")
     if suite.cv.scheme == "holdout" and suite.cv.test_size + suite.cv.valid_size >= 1:
         problems.append("cv: test_size + valid_size must be below 1")
-    for i, d in enumerate(suite.datasets):
-        if not _PLAIN_NAME.match(d.name):
-            problems.append(f"datasets[{i}].name: '{d.name}' must be a plain name (letters, digits, '_', '-', '.')")
-    for i, e in enumerate(suite.estimators):
-        if not _PLAIN_NAME.match(e.name):
-            problems.append(f"estimators[{i}].name: '{e.name}' must be a plain name (letters, digits, '_', '-', '.')")
     return problems
 
 

@@ -117,7 +117,9 @@ class Store:
 
     # ------------------------------------------------------------ runs
 
-    def start_run(self, run_id: str, suite: str, suite_json: str, argv: list[str], versions: dict, settings: dict) -> None:
+    def start_run(
+        self, run_id: str, suite: str, suite_json: str, argv: list[str], versions: dict, settings: dict
+    ) -> None:
         self.db.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?)",
             (run_id, suite, suite_json, time.time(), json.dumps(argv), json.dumps(versions), json.dumps(settings)),
@@ -134,7 +136,8 @@ class Store:
 
     def record_datasets(self, infos: Iterable[dict[str, Any]]) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?)", [(i["name"], i["fingerprint"], json.dumps(i)) for i in infos]
+            "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?)",
+            [(i["name"], i["fingerprint"], json.dumps(i)) for i in infos],
         )
         self.db.commit()
 
@@ -163,9 +166,27 @@ class Store:
         self.db.execute(
             "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                r.key, run_id, r.dataset, r.estimator, r.task, r.repeat, r.fold, r.status, json.dumps(r.metrics),
-                r.fit_time, r.predict_time, r.n_train, r.n_test, r.error, r.detail, json.dumps(r.notes), seed,
-                json.dumps(config, sort_keys=True, default=str), json.dumps(versions), fingerprint, time.time(),
+                r.key,
+                run_id,
+                r.dataset,
+                r.estimator,
+                r.task,
+                r.repeat,
+                r.fold,
+                r.status,
+                json.dumps(r.metrics),
+                r.fit_time,
+                r.predict_time,
+                r.n_train,
+                r.n_test,
+                r.error,
+                r.detail,
+                json.dumps(r.notes),
+                seed,
+                json.dumps(config, sort_keys=True, default=str),
+                json.dumps(versions),
+                fingerprint,
+                time.time(),
             ),
         )
         if r.y_pred is not None:
@@ -207,7 +228,9 @@ class Store:
         return {fp: json.loads(info) for _, fp, info in self.db.execute("SELECT * FROM datasets")}
 
     def predictions(self, key: str) -> dict[str, np.ndarray | None] | None:
-        row = self.db.execute("SELECT test_index, y_true, y_pred, proba FROM predictions WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute(
+            "SELECT test_index, y_true, y_pred, proba FROM predictions WHERE key = ?", (key,)
+        ).fetchone()
         if row is None:
             return None
         return dict(zip(("test_index", "y_true", "y_pred", "proba"), map(_from_npy, row), strict=True))

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+# Child processes (loky workers, forkserver) import test doubles by path.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.fixture
+def tiny_mixed_csv(tmp_path: Path) -> Path:
+    """60 rows: numeric columns with NaN, a categorical column with NaN, a 3-class string target."""
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "colour": rng.choice(["red", "green", "blue"], size=n),
+            "size": rng.integers(1, 4, size=n),
+        }
+    )
+    frame["label"] = np.where(frame["a"] + (frame["colour"] == "red") > 0.3, "yes", "no")
+    frame.loc[[1, 7, 20], "a"] = np.nan
+    frame.loc[[3, 30], "colour"] = np.nan
+    path = tmp_path / "mixed.csv"
+    frame.to_csv(path, index=False)
+    return path

@@ -1,0 +1,148 @@
+"""Resume: a run killed with SIGKILL keeps its finished folds; a rerun computes only the rest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.runner import RunOptions, prepare, run_suite
+from harness.spec import load_suite, parse_suite
+from harness.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _suite_file(tmp_path: Path, log: Path, seconds: float) -> Path:
+    suite = {
+        "name": "resume",
+        "cv": {"scheme": "stratified_kfold", "folds": 4},
+        "metrics": {"classification": ["accuracy"], "regression": ["r2"]},
+        "datasets": [{"name": "iris", "source": "sklearn:iris"}, {"name": "wine", "source": "sklearn:wine"}],
+        "estimators": [
+            {
+                "name": "slow",
+                "model": "tests.estimators.CountingClassifier",
+                "params": {"log": str(log), "seconds": seconds},
+            },
+            {"name": "tree", "model": "decision_tree"},
+        ],
+    }
+    path = tmp_path / "resume.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def _rows(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_duplicates_or_refits(tmp_path):
+    log = tmp_path / "fits.log"
+    path = _suite_file(tmp_path, log, seconds=0.4)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--allow-module", "tests"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = out / "results.db"
+    deadline = time.time() + 120
+    while _rows(db) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kept = _rows(db)
+    total = 2 * 2 * 4  # datasets x estimators x folds
+    assert 3 <= kept < total
+    fits_before = len(log.read_text().splitlines())
+
+    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    with Store(db) as store:
+        rows = store.results()
+        runs = store.db.execute("SELECT run_id FROM runs ORDER BY started").fetchall()
+    assert len(rows) == total and rows["key"].is_unique
+    assert set(rows[["dataset", "estimator", "repeat", "fold"]].itertuples(index=False)) == {
+        (d, e, 0, k) for d in ("iris", "wine") for e in ("slow", "tree") for k in range(4)
+    }
+    # Only the folds missing after the kill were computed by the rerun.
+    assert (rows["run_id"] == runs[1][0]).sum() == total - kept
+    slow_done_before = len(rows[(rows["estimator"] == "slow") & (rows["run_id"] == runs[0][0])])
+    fits_after = len(log.read_text().splitlines())
+    assert fits_after - fits_before == 8 - slow_done_before
+
+
+def test_rerun_skips_done_folds_and_force_recomputes(tmp_path):
+    suite = parse_suite(
+        {
+            "name": "t",
+            "cv": {"folds": 3},
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+            "estimators": [{"name": "tree", "model": "decision_tree"}],
+        }
+    )
+    first = run_suite(suite, RunOptions(out=tmp_path))
+    assert sum(first.computed.values()) == 3 and first.reused == 0
+    second = run_suite(suite, RunOptions(out=tmp_path))
+    assert sum(second.computed.values()) == 0 and second.reused == 3
+    forced = run_suite(suite, RunOptions(out=tmp_path, force=True))
+    assert sum(forced.computed.values()) == 3
+    with Store(tmp_path / "results.db") as store:
+        assert len(store.results()) == 3
+
+
+def test_changed_params_make_new_keys_and_old_rows_are_not_current(tmp_path):
+    base = {
+        "name": "t",
+        "cv": {"folds": 3},
+        "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+        "estimators": [{"name": "tree", "model": "decision_tree", "params": {"max_depth": 1}}],
+    }
+    run_suite(parse_suite(base), RunOptions(out=tmp_path))
+    base["estimators"][0]["params"]["max_depth"] = 3
+    summary = run_suite(parse_suite(base), RunOptions(out=tmp_path))
+    assert sum(summary.computed.values()) == 3
+    with Store(tmp_path / "results.db") as store:
+        assert len(store.results()) == 6  # history kept
+        assert len(store.results(store.current_keys())) == 3
+
+
+def test_filters_restrict_the_run_and_add_up(tmp_path):
+    suite = parse_suite(
+        {
+            "name": "t",
+            "cv": {"folds": 2},
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}, {"name": "wine", "source": "sklearn:wine"}],
+            "estimators": [{"name": "tree", "model": "decision_tree"}, {"name": "linear", "model": "linear"}],
+        }
+    )
+    run_suite(suite, RunOptions(out=tmp_path, datasets=("iris",), estimators=("tree",)))
+    with Store(tmp_path / "results.db") as store:
+        assert set(store.results()[["dataset", "estimator"]].itertuples(index=False)) == {("iris", "tree")}
+    run_suite(suite, RunOptions(out=tmp_path))
+    with Store(tmp_path / "results.db") as store:
+        assert len(store.results(store.current_keys())) == 8
+
+
+def test_same_suite_same_keys_in_another_process(tmp_path):
+    """Keys (and so resume) do not depend on the process: same suite, same keys."""
+    path = ROOT / "suites" / "smoke.yaml"
+    keys = sorted(t.key for t in prepare(load_suite(path)).tasks)
+    code = (
+        "from harness.spec import load_suite; from harness.runner import prepare; "
+        f"print('\\n'.join(sorted(t.key for t in prepare(load_suite({str(path)!r})).tasks)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == keys
