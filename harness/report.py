@@ -77,6 +77,7 @@ def leaderboard_markdown(boards: Leaderboards) -> str:
         lines.append(
             f"{task}, {info.get('n_rows', '?')} rows × {info.get('n_features', '?')} features; "
             f"ranked by **{primary}** ({better} is better)."
+            + "".join(f" Note: {note}." for note in info.get("notes", []))
         )
         lines.append("")
         metrics = boards.metrics.get(task, [])
