@@ -45,7 +45,7 @@ def test_metrics_equal_sklearn_scorers(kind):
 
 def test_binary_auc_uses_decision_function_like_sklearn():
     """Where a model has both, sklearn's roc_auc scorer reads decision_function, not probabilities."""
-    model, X, y, classes = _fitted("binary")
+    model, X, _, _ = _fitted("binary")
     responses = model_responses(model, X, {"score"}, 2)
     np.testing.assert_array_equal(responses["score"], model.decision_function(X))
 
