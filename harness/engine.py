@@ -169,6 +169,7 @@ def _run_isolated(task: FoldTask) -> FoldResult:
     LightGBM and XGBoost.
     """
     ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["harness.engine"])  # children start with pandas/sklearn imported
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(task, send), daemon=True)
     start = time.perf_counter()

@@ -7,6 +7,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import get_scorer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from harness.metrics import CLASSIFICATION, METRICS, model_responses, score_fold
 
@@ -20,7 +22,7 @@ def _fitted(kind: str):
         X, y = load_diabetes(return_X_y=True)
         return Ridge().fit(X[:300], y[:300]), X[300:], y[300:], None
     X, y = (load_breast_cancer if kind == "binary" else load_wine)(return_X_y=True)
-    model = LogisticRegression(max_iter=5000).fit(X[::2], y[::2])
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X[::2], y[::2])
     return model, X[1::2], y[1::2], np.unique(y)
 
 
