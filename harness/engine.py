@@ -65,7 +65,13 @@ def cpu_count() -> int:
 
 
 def threads_per_worker(n_jobs: int, threads: int | None = None) -> int:
-    """Each worker's share of the cores, so n_jobs x threads never oversubscribes."""
+    """Each worker's share of the cores, so n_jobs x threads never oversubscribes.
+
+    HARNESS_THREADS sets the default where other processes share the cores (e.g. test
+    workers): OpenMP learners spin-wait and slow down badly when threads outnumber free cores.
+    """
+    if threads is None and os.environ.get("HARNESS_THREADS", "").isdigit():
+        threads = int(os.environ["HARNESS_THREADS"])
     if threads is not None:
         return max(1, threads)
     return max(1, cpu_count() // max(1, n_jobs))

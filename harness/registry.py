@@ -11,6 +11,7 @@ requests); users extend it with `--allow-module` or HARNESS_ALLOW_MODULES.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import os
@@ -384,8 +385,14 @@ def _instantiate(cls_path: str, params: dict[str, Any]) -> Any:
     accepted = inspect.signature(cls).parameters
     has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     for key in params:
-        if key not in accepted and not has_kwargs:
+        if key in accepted:
+            continue
+        if not has_kwargs:
             raise EstimatorError(f"params.{key}: {cls.__name__} has no parameter '{key}'{did_you_mean(key, accepted)}")
+        # **kwargs (LightGBM, XGBoost) take any booster parameter; a near-miss of a named one is a typo.
+        close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.8)
+        if close:
+            raise EstimatorError(f"params.{key}: {cls.__name__} has no parameter '{key}' (did you mean '{close[0]}'?)")
     try:
         model = cls(**params)
     except (TypeError, ValueError) as exc:

@@ -131,26 +131,37 @@ def prepare(suite: Suite, options: RunOptions | None = None) -> Plan:
                 problems.append(f"{label}: estimators[{i}].{exc}")
                 break
             resolved[(est.name, task)] = r
+    splits = {}
+    for i, spec in enumerate(suite.datasets):
+        if spec.name in datasets:
+            try:
+                splits[spec.name] = make_splits(datasets[spec.name], suite.cv, suite.seed)
+            except ValueError as exc:  # too few rows (or members of a class) for the folds
+                problems.append(
+                    f"{label}: datasets[{i}]: cannot split for cv ({suite.cv.scheme}): {str(exc).splitlines()[0]}"
+                )
     if problems:
         raise SuiteError(list(dict.fromkeys(problems)))
     tasks = []
     timeout_default = suite.timeout_s
     for ds in datasets.values():
         metrics = suite.metric_names(ds.task)
-        splits = make_splits(ds, suite.cv, suite.seed)
         for est in suite.estimators:
             if options.estimators and est.name not in options.estimators:
                 continue
             r = resolved[(est.name, ds.task)]
             timeout = est.timeout_s or timeout_default
-            for split in splits:
+            for split in splits[ds.name]:
                 key = task_key(ds, r, suite, split.repeat, split.fold)
                 tasks.append(FoldTask(key, ds, r, split, metrics, timeout_s=timeout))
     return Plan(suite, datasets, tasks)
 
 
 def _check_filter(label: str, flag: str, wanted: tuple[str, ...], names: list[str]) -> list[str]:
-    return [f"{label}: {flag} {w}: no such name in the suite{did_you_mean(w, names)}" for w in wanted if w not in names]
+    def hint(w: str) -> str:
+        return did_you_mean(w, names) or f" (the suite has: {', '.join(names)})"
+
+    return [f"{label}: {flag} {w}: no such name in the suite{hint(w)}" for w in wanted if w not in names]
 
 
 def run_suite(

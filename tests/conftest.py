@@ -11,6 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# pytest -n 2 already keeps both cores busy: one thread per fit avoids OpenMP spin-wait contention.
+os.environ.setdefault("HARNESS_THREADS", "1")
 # Child processes (loky workers, forkserver) import test doubles by path.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
 

@@ -172,3 +172,50 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_folds(tmp_path):
     with Store(out / "results.db") as store:
         assert len(store.results()) >= 2
         assert store.latest_run()["status"] == "interrupted"
+
+
+def test_dataset_too_small_for_the_folds_is_bad_input(tmp_path):
+    from harness.errors import SuiteError
+
+    (tmp_path / "tiny.csv").write_text("a,y\n1,0\n2,1\n3,0\n4,1\n")
+    suite = parse_suite(
+        {
+            "name": "t",
+            "datasets": [{"name": "tiny", "source": "tiny.csv", "target": "y"}],
+            "estimators": [{"name": "tree", "model": "decision_tree"}],
+        },
+        label=str(tmp_path / "s.yaml"),
+        path=tmp_path / "s.yaml",
+    )
+    with pytest.raises(
+        SuiteError, match=r"s\.yaml: datasets\[0\]: cannot split for cv \(stratified_kfold\): .*n_splits=5"
+    ):
+        prepare(suite)
+
+
+def test_typo_in_a_kwargs_estimator_parameter_is_caught():
+    from harness.errors import SuiteError
+
+    suite = parse_suite(
+        {
+            "name": "t",
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+            "estimators": [{"name": "lgbm", "model": "lightgbm", "params": {"n_estimator": 5}}],
+        }
+    )
+    with pytest.raises(SuiteError, match=r"estimators\[0\]\.params\.n_estimator: .*did you mean 'n_estimators'"):
+        prepare(suite)
+
+
+def test_unknown_filter_lists_the_names():
+    from harness.errors import SuiteError
+
+    suite = parse_suite(
+        {
+            "name": "t",
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+            "estimators": [{"name": "tree", "model": "decision_tree"}],
+        }
+    )
+    with pytest.raises(SuiteError, match=r"--dataset zzz: no such name in the suite \(the suite has: iris\)"):
+        prepare(suite, RunOptions(datasets=("zzz",)))
