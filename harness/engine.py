@@ -91,7 +91,11 @@ def limit_threads(model: Any, threads: int) -> None:
     params = model.get_params(deep=True)
     updates = {}
     for key in params:
-        if key != "n_jobs" and not key.endswith("__n_jobs"):
+        name = key.rsplit("__", 1)[-1]
+        if name == "n_threads":  # torch estimators: intra-op threads
+            updates[key] = threads
+            continue
+        if name != "n_jobs":
             continue
         owner = key[: -len("n_jobs")]
         owner_obj = params.get(owner.rstrip("_"), model) if owner else model
@@ -136,6 +140,7 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
         return task.result(ERROR, error=_one_line(exc), detail=traceback.format_exc(), fit_time=fit_time, **sizes)
     classes = ds.classes
     values, notes = score_fold(task.metrics, y_test, responses, classes)
+    extra = fitted_extras(model)
     if caught:  # kept with the fold instead of flooding the terminal
         notes["warnings"] = " | ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:2000]
     return task.result(
@@ -148,8 +153,18 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
         y_true=y_test,
         y_pred=responses["predict"],
         proba=responses.get("proba"),
+        extra=extra,
         **sizes,
     )
+
+
+def fitted_extras(model: Any) -> dict[str, Any]:
+    """What a fitted model learned that reports can plot (an MLP's per-epoch history)."""
+    final = model[-1] if hasattr(model, "steps") else model
+    history = getattr(final, "history_", None)
+    if history is None:
+        return {}
+    return {"history": history, "best_epoch": getattr(final, "best_epoch_", None)}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS results (
     task TEXT NOT NULL, repeat INTEGER NOT NULL, fold INTEGER NOT NULL, status TEXT NOT NULL,
     metrics TEXT NOT NULL, fit_time REAL, predict_time REAL, n_train INTEGER, n_test INTEGER,
     error TEXT, detail TEXT, notes TEXT, seed INTEGER, config TEXT, versions TEXT,
-    dataset_fingerprint TEXT, created REAL NOT NULL
+    dataset_fingerprint TEXT, created REAL NOT NULL, extra TEXT
 );
 CREATE TABLE IF NOT EXISTS predictions (
     key TEXT PRIMARY KEY, test_index BLOB NOT NULL, y_true BLOB NOT NULL, y_pred BLOB NOT NULL, proba BLOB
@@ -70,10 +70,20 @@ class FoldResult:
     error: str | None = None
     detail: str | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. an MLP's per-epoch history
     test_index: np.ndarray | None = None
     y_true: np.ndarray | None = None
     y_pred: np.ndarray | None = None
     proba: np.ndarray | None = None
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays inside `extra` (histories, tuning records) become JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _npy(arr: np.ndarray | None) -> bytes | None:
@@ -164,7 +174,7 @@ class Store:
         """Write one fold and commit at once: a killed run keeps every finished fold."""
         r = result
         self.db.execute(
-            "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 r.key,
                 run_id,
@@ -187,6 +197,7 @@ class Store:
                 json.dumps(versions),
                 fingerprint,
                 time.time(),
+                json.dumps(r.extra, default=_jsonable),
             ),
         )
         if r.y_pred is not None:
@@ -218,6 +229,7 @@ class Store:
         frame = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, estimator, repeat, fold", self.db)
         if keys is not None:
             frame = frame[frame["key"].isin(keys)].reset_index(drop=True)
+        frame["extra"] = [json.loads(e) if e else {} for e in frame["extra"]]
         metrics = pd.DataFrame([json.loads(m) for m in frame["metrics"]], index=frame.index)
         return pd.concat([frame.drop(columns=["metrics"]), metrics], axis=1)
 
