@@ -27,8 +27,9 @@ from harness.datasets import Dataset
 from harness.metrics import CLASSIFICATION, METRICS, model_responses, score_fold
 from harness.preprocess import Columns
 from harness.registry import Resolved, build
-from harness.splits import Split
+from harness.splits import Split, inner_splits
 from harness.store import ERROR, OK, SKIPPED, TIMEOUT, FoldResult
+from harness.tuning import StudyOutcome, StudyPlan, run_study
 
 
 @dataclass
@@ -42,6 +43,9 @@ class FoldTask:
     metrics: list[str]
     threads: int = 1
     timeout_s: float | None = None
+    study: StudyPlan | None = None  # nested tuning on this fold's training rows
+    preset: dict[str, Any] | None = None  # tune_then_cv: {"params": ..., "tuning": ...} found beforehand
+    pretrained: str | None = None  # weights file to start an MLP from (fine-tuning)
 
     def result(self, status: str, **kw: Any) -> FoldResult:
         return FoldResult(
@@ -122,25 +126,26 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
     y_train, y_test = ds.y[split.train], ds.y[split.test]
     sizes = {"n_train": len(split.train), "n_test": len(split.test)}
     fit_time = None
+    extra: dict[str, Any] = {}
     try:
-        with threadpool_limits(limits=task.threads):
-            model = build(task.resolved, Columns(ds.numeric, ds.categorical, ds.has_missing))
+        with threadpool_limits(limits=task.threads), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            resolved = _configure(task, extra)
+            model = build(resolved, Columns(ds.numeric, ds.categorical, ds.has_missing))
             limit_threads(model, task.threads)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                start = time.perf_counter()
-                model.fit(X_train, y_train)
-                fit_time = time.perf_counter() - start
-                start = time.perf_counter()
-                needed = {METRICS[m].response for m in task.metrics}
-                n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
-                responses = model_responses(model, X_test, needed, n_classes)
-                predict_time = time.perf_counter() - start
+            start = time.perf_counter()
+            model.fit(X_train, y_train)
+            fit_time = time.perf_counter() - start
+            start = time.perf_counter()
+            needed = {METRICS[m].response for m in task.metrics}
+            n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
+            responses = model_responses(model, X_test, needed, n_classes)
+            predict_time = time.perf_counter() - start
     except Exception as exc:  # the estimator's failure is a result, not a crash
         return task.result(ERROR, error=_one_line(exc), detail=traceback.format_exc(), fit_time=fit_time, **sizes)
     classes = ds.classes
     values, notes = score_fold(task.metrics, y_test, responses, classes)
-    extra = fitted_extras(model)
+    extra |= fitted_extras(model)
     if caught:  # kept with the fold instead of flooding the terminal
         notes["warnings"] = " | ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:2000]
     return task.result(
@@ -156,6 +161,39 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
         extra=extra,
         **sizes,
     )
+
+
+def _configure(task: FoldTask, extra: dict[str, Any]) -> Resolved:
+    """The estimator this fold fits: pretrained start, then tuned parameters (recorded in `extra`)."""
+    resolved = task.resolved
+    if task.pretrained:
+        resolved = resolved.with_params({"pretrained": task.pretrained})
+    if task.study is not None:
+        outcome = tune_on_rows(task.dataset, resolved, task.split.train, task.study, task.threads)
+        resolved = resolved.with_params(outcome.best_params)
+        extra["tuning"] = outcome.as_dict() | {"mode": "nested"}
+    elif task.preset is not None:
+        resolved = resolved.with_params(task.preset["params"])
+        extra["tuning"] = task.preset["tuning"]
+    return resolved
+
+
+def tune_on_rows(ds: Dataset, resolved: Resolved, rows: np.ndarray, plan: StudyPlan, threads: int) -> StudyOutcome:
+    """Run (or resume) a study whose every fit and score sees only `rows`, split into inner folds."""
+    inner = inner_splits(ds, rows, plan.inner_folds, plan.seed)
+    metric = METRICS[plan.metric]
+    columns = Columns(ds.numeric, ds.categorical, ds.has_missing)
+    n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
+
+    def evaluate(params: dict[str, Any], k: int) -> float | None:
+        train, test = inner[k]
+        model = build(resolved.with_params(params), columns)
+        limit_threads(model, threads)
+        model.fit(ds.X.iloc[train], ds.y[train])
+        responses = model_responses(model, ds.X.iloc[test], {metric.response}, n_classes)
+        return score_fold([metric.name], ds.y[test], responses, ds.classes)[0][metric.name]
+
+    return run_study(plan, evaluate, len(inner))
 
 
 def fitted_extras(model: Any) -> dict[str, Any]:

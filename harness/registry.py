@@ -27,6 +27,7 @@ from harness.errors import EstimatorError
 from harness.metrics import CLASSIFICATION, REGRESSION
 from harness.preprocess import Columns, Tags, make_pipeline
 from harness.spec import EstimatorSpec, Suite, did_you_mean
+from harness.tuning import parse_space
 
 DEFAULT_ALLOWED_MODULES = ("sklearn", "xgboost", "lightgbm", "harness")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -213,6 +214,71 @@ REGISTRY: dict[str, Entry] = {
 }
 
 
+# ---------------------------------------------------------------- default search spaces
+
+
+def _log(low: float, high: float, kind: str = "float") -> dict[str, Any]:
+    return {kind: [low, high], "log": True}
+
+
+_BOOSTING = {"learning_rate": _log(0.01, 0.3), "n_estimators": _log(50, 1000, "int")}
+_FOREST = {
+    "n_estimators": _log(50, 500, "int"),
+    "max_features": {"float": [0.1, 1.0]},
+    "min_samples_leaf": _log(1, 20, "int"),
+}
+# Per registry name: one space for both tasks, or {task: space} where the models differ.
+DEFAULT_SPACES: dict[str, dict[str, Any]] = {
+    "linear": {CLASSIFICATION: {"C": _log(1e-3, 1e3)}, REGRESSION: {"alpha": _log(1e-3, 1e3)}},
+    "lasso": {CLASSIFICATION: {"C": _log(1e-3, 1e2)}, REGRESSION: {"alpha": _log(1e-4, 10)}},
+    "elastic_net": {
+        CLASSIFICATION: {"C": _log(1e-3, 1e2), "l1_ratio": {"float": [0.05, 0.95]}},
+        REGRESSION: {"alpha": _log(1e-4, 10), "l1_ratio": {"float": [0.05, 0.95]}},
+    },
+    "svm": {"C": _log(1e-2, 1e3), "gamma": _log(1e-4, 1.0)},
+    "linear_svm": {"C": _log(1e-3, 1e2)},
+    "knn": {"n_neighbors": _log(1, 50, "int"), "weights": {"categorical": ["uniform", "distance"]}},
+    "decision_tree": {"max_depth": {"int": [2, 20]}, "min_samples_leaf": _log(1, 50, "int")},
+    "random_forest": _FOREST,
+    "extra_trees": _FOREST,
+    "adaboost": {"n_estimators": _log(25, 400, "int"), "learning_rate": _log(0.01, 2.0)},
+    "gradient_boosting": {
+        **_BOOSTING,
+        "n_estimators": _log(50, 500, "int"),
+        "max_depth": {"int": [2, 8]},
+        "subsample": {"float": [0.5, 1.0]},
+    },
+    "hist_gradient_boosting": {
+        "learning_rate": _log(0.01, 0.3),
+        "max_leaf_nodes": _log(8, 128, "int"),
+        "min_samples_leaf": _log(5, 100, "int"),
+        "l2_regularization": _log(1e-6, 10.0),
+    },
+    "xgboost": {
+        **_BOOSTING,
+        "max_depth": {"int": [2, 10]},
+        "subsample": {"float": [0.5, 1.0]},
+        "colsample_bytree": {"float": [0.5, 1.0]},
+        "min_child_weight": _log(1e-2, 10.0),
+        "reg_lambda": _log(1e-3, 10.0),
+    },
+    "lightgbm": {
+        **_BOOSTING,
+        "num_leaves": _log(8, 256, "int"),
+        "min_child_samples": _log(5, 100, "int"),
+        "colsample_bytree": {"float": [0.5, 1.0]},
+        "reg_lambda": _log(1e-3, 10.0),
+    },
+    "bagging": {"n_estimators": _log(5, 100, "int"), "max_samples": {"float": [0.5, 1.0]}},
+}
+
+
+def default_space(name: str, task: str) -> dict[str, Any]:
+    """The registry's search space for a name and task ({} for import paths and ensembles)."""
+    space = DEFAULT_SPACES.get(name, {})
+    return dict(space.get(task, {})) if set(space) <= {CLASSIFICATION, REGRESSION} else dict(space)
+
+
 # ---------------------------------------------------------------- import paths
 
 
@@ -270,11 +336,19 @@ class Resolved:
     tags: Tags
     members: dict[str, Any]  # member param -> Resolved | list[Resolved]
     skipped: str | None = None  # why this estimator does not run on this task
+    tune: dict[str, Any] | None = None  # TuneSpec fields with the full (default + suite) space
 
     def config(self) -> dict[str, Any]:
         """JSON-ready identity of the estimator: enters result keys."""
         members = {k: [m.config() for m in v] if isinstance(v, list) else v.config() for k, v in self.members.items()}
-        return {"class": self.cls_path, "params": self.params, "tags": self.tags.as_dict(), "members": members}
+        out = {"class": self.cls_path, "params": self.params, "tags": self.tags.as_dict(), "members": members}
+        if self.tune is not None:
+            out["tune"] = self.tune
+        return out
+
+    def with_params(self, params: dict[str, Any]) -> Resolved:
+        """The same estimator with some parameters replaced (a tuned configuration)."""
+        return replace(self, params={**self.params, **params})
 
 
 class Resolver:
@@ -286,6 +360,26 @@ class Resolver:
         self._by_name = {e.name: e for e in suite.estimators}
 
     def resolve(self, name: str, task: str, _stack: tuple[str, ...] = ()) -> Resolved:
+        resolved = self._resolve(name, task, _stack)
+        spec = resolved.spec
+        if resolved.skipped or spec.tune is None:
+            return resolved
+        space = {**default_space(spec.model, task), **spec.tune.space}
+        if not space:
+            raise EstimatorError(f"tune.space: '{spec.model}' has no default search space; write one")
+        _check_param_names(_class(resolved.cls_path), space, "tune.space")
+        parsed = parse_space(space)
+        if spec.tune.sampler == "grid":
+            for pname, dist in parsed.items():
+                try:
+                    dist.grid()
+                except ValueError as exc:
+                    raise EstimatorError(f"tune.space.{pname}: {exc}") from None
+        tune = spec.tune.model_dump() | {"space": {k: d.as_dict() for k, d in parsed.items()}}
+        tune["trials"] = spec.tune.budget_trials
+        return replace(resolved, tune=tune)
+
+    def _resolve(self, name: str, task: str, _stack: tuple[str, ...] = ()) -> Resolved:
         spec = self._by_name[name]
         if name in _stack:
             raise EstimatorError(f"params: members form a cycle: {' -> '.join([*_stack, name])}")
@@ -380,19 +474,23 @@ def _bare(resolved: Resolved, columns: Columns) -> Any:
     return _instantiate(resolved.cls_path, params)
 
 
-def _instantiate(cls_path: str, params: dict[str, Any]) -> Any:
-    cls = _class(cls_path)
+def _check_param_names(cls: type, params: dict[str, Any], where: str) -> None:
     accepted = inspect.signature(cls).parameters
     has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     for key in params:
         if key in accepted:
             continue
         if not has_kwargs:
-            raise EstimatorError(f"params.{key}: {cls.__name__} has no parameter '{key}'{did_you_mean(key, accepted)}")
+            raise EstimatorError(f"{where}.{key}: {cls.__name__} has no parameter '{key}'{did_you_mean(key, accepted)}")
         # **kwargs (LightGBM, XGBoost) take any booster parameter; a near-miss of a named one is a typo.
         close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.8)
         if close:
-            raise EstimatorError(f"params.{key}: {cls.__name__} has no parameter '{key}' (did you mean '{close[0]}'?)")
+            raise EstimatorError(f"{where}.{key}: {cls.__name__} has no parameter '{key}' (did you mean '{close[0]}'?)")
+
+
+def _instantiate(cls_path: str, params: dict[str, Any]) -> Any:
+    cls = _class(cls_path)
+    _check_param_names(cls, params, "params")
     try:
         model = cls(**params)
     except (TypeError, ValueError) as exc:

@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
+from threadpoolctl import threadpool_limits
+
 from harness import __version__
 from harness.datasets import Dataset, load_dataset
-from harness.engine import FoldTask, execute, threads_per_worker
+from harness.engine import FoldTask, execute, threads_per_worker, tune_on_rows
 from harness.errors import DatasetError, EstimatorError, SuiteError
 from harness.metrics import METRICS, TASKS
 from harness.preprocess import Columns
@@ -30,6 +33,7 @@ from harness.registry import DEFAULT_ALLOWED_MODULES, Resolved, Resolver, build
 from harness.spec import Suite, did_you_mean
 from harness.splits import cv_definition, make_splits
 from harness.store import FAILED, FoldResult, Store
+from harness.tuning import StudyPlan, parse_space
 
 KEY_PACKAGES = ("harness", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "xgboost", "lightgbm", "torch")
 
@@ -45,6 +49,7 @@ class RunOptions:
     estimators: tuple[str, ...] = ()
     allow_modules: tuple[str, ...] = DEFAULT_ALLOWED_MODULES
     backend: str | None = None
+    storage: str | None = None  # Optuna RDB URL; default sqlite:///<out>/studies.db
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -131,6 +136,11 @@ def prepare(suite: Suite, options: RunOptions | None = None) -> Plan:
                 problems.append(f"{label}: estimators[{i}].{exc}")
                 break
             resolved[(est.name, task)] = r
+            metric = (r.tune or {}).get("metric")
+            if metric and METRICS[metric].task != task:
+                problems.append(
+                    f"{label}: estimators[{i}].tune.metric: '{metric}' is a {METRICS[metric].task} metric, but a dataset is {task}"
+                )
     splits = {}
     for i, spec in enumerate(suite.datasets):
         if spec.name in datasets:
@@ -207,7 +217,10 @@ def run_suite(
         configs = {t.key: t.resolved.config() for t in todo}
         fps = {t.key: t.dataset.fingerprint for t in todo}
         interrupted = False
+        storage = options.storage or f"sqlite:///{(out / 'studies.db').resolve()}"
+        deadline = time.time() + suite.tuning.max_total_s if suite.tuning.max_total_s else None
         try:
+            _attach_studies(todo, suite, storage, deadline, threads)
             for result in execute(todo, options.n_jobs, options.backend):
                 store.add(result, run_id, suite.seed, configs[result.key], versions, fps[result.key])
                 computed[result.status] += 1
@@ -222,6 +235,51 @@ def run_suite(
     if interrupted:
         raise KeyboardInterrupt(summary)
     return summary
+
+
+def study_plan(task: FoldTask, suite: Suite, name: str, storage: str, deadline: float | None) -> StudyPlan:
+    """The Optuna study for a fold (nested) or a (dataset, estimator) cell (tune_then_cv)."""
+    tune = task.resolved.tune
+    metric = tune["metric"] or suite.primary_metric(task.dataset.task)
+    return StudyPlan(
+        name=name,
+        storage=storage,
+        space=parse_space(tune["space"]),
+        metric=metric,
+        maximize=METRICS[metric].greater_is_better,
+        sampler=tune["sampler"],
+        pruner=tune["pruner"],
+        trials=tune["trials"],
+        timeout_s=tune["timeout_s"],
+        deadline=deadline,
+        seed=(suite.seed * 1_000_003 + int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)) % 2**31,
+        inner_folds=tune["inner_folds"],
+    )
+
+
+def _attach_studies(todo: list[FoldTask], suite: Suite, storage: str, deadline: float | None, threads: int) -> None:
+    """Nested: each fold gets its own study. tune_then_cv: one study on all rows, run here, shared by the folds."""
+    cells: dict[tuple[str, str], list[FoldTask]] = {}
+    for t in todo:
+        if t.resolved.tune is None:
+            continue
+        if t.resolved.tune["mode"] == "nested":
+            t.study = study_plan(t, suite, f"fold-{t.key}", storage, deadline)
+        else:
+            cells.setdefault((t.dataset.name, t.resolved.spec.name), []).append(t)
+    for tasks in cells.values():
+        first = tasks[0]
+        ident = json.dumps(
+            [first.dataset.fingerprint, first.resolved.config(), suite.seed], sort_keys=True, default=str
+        )
+        name = "cell-" + hashlib.sha256(ident.encode()).hexdigest()[:24]
+        plan = study_plan(first, suite, name, storage, deadline)
+        rows = np.arange(len(first.dataset.y))
+        with threadpool_limits(limits=threads):
+            outcome = tune_on_rows(first.dataset, first.resolved, rows, plan, threads)
+        preset = {"params": outcome.best_params, "tuning": outcome.as_dict() | {"mode": "tune_then_cv"}}
+        for t in tasks:
+            t.preset = preset
 
 
 def _select(tasks: list[FoldTask], store: Store, options: RunOptions) -> list[FoldTask]:

@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 
 from harness.errors import SuiteError
 from harness.metrics import CLASSIFICATION, DEFAULT_METRICS, METRICS, REGRESSION
+from harness.tuning import MODES, PRUNERS, SAMPLERS, parse_space
 
 Task = Literal["classification", "regression"]
 SCHEMES = ("kfold", "stratified_kfold", "group_kfold", "holdout")
@@ -113,6 +114,57 @@ class DatasetSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class TuneSpec(_Strict):
+    """Optuna tuning of one estimator; nested inside each outer fold unless mode says otherwise."""
+
+    trials: int | None = Field(None, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    sampler: str = "tpe"
+    pruner: str = "median"
+    inner_folds: int = Field(3, ge=2, le=20)
+    metric: str | None = None
+    mode: str = "nested"
+    space: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("sampler", "pruner", "mode")
+    @classmethod
+    def _known(cls, v: str, info: Any) -> str:
+        choices = {"sampler": SAMPLERS, "pruner": PRUNERS, "mode": MODES}[info.field_name]
+        if v not in choices:
+            raise ValueError(
+                f"unknown {info.field_name} '{v}'{did_you_mean(v, choices)}; choose one of {', '.join(choices)}"
+            )
+        return v
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str | None) -> str | None:
+        if v is not None and v not in METRICS:
+            raise ValueError(f"unknown metric '{v}'{did_you_mean(v, METRICS)}")
+        return v
+
+    @field_validator("space")
+    @classmethod
+    def _valid_space(cls, v: dict[str, Any]) -> dict[str, Any]:
+        parse_space(v)  # raises "param: problem"
+        return v
+
+    @property
+    def budget_trials(self) -> int | None:
+        """Trials to run: as given, else 20 when no time budget bounds the study either."""
+        return self.trials if self.trials is not None or self.timeout_s is not None else 20
+
+
+class TuningSpec(_Strict):
+    """Suite-wide tuning settings."""
+
+    max_total_s: float | None = Field(None, gt=0)
+
+
+class PretrainSpec(_Strict):
+    dataset: str
+
+
 class EstimatorSpec(_Strict):
     name: Annotated[str, _plain("name")]
     model: str
@@ -120,6 +172,9 @@ class EstimatorSpec(_Strict):
     tasks: list[Task] | None = None
     timeout_s: float | None = Field(None, gt=0)
     preprocess: PreprocessSpec | None = None
+    tune: TuneSpec | None = None
+    pretrain: PretrainSpec | None = None
+    finetune: Literal["all", "head"] | None = None
 
 
 class Suite(_Strict):
@@ -130,6 +185,7 @@ class Suite(_Strict):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     primary: PrimarySpec = Field(default_factory=PrimarySpec)
     timeout_s: float | None = Field(None, gt=0)
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
     datasets: list[DatasetSpec] = Field(min_length=1)
     estimators: list[EstimatorSpec] = Field(min_length=1)
 
@@ -283,6 +339,15 @@ def check_consistency(suite: Suite) -> list[str]:
         problems.append("cv.group: group_kfold needs the name of the group column")
     if suite.cv.scheme == "holdout" and suite.cv.test_size + suite.cv.valid_size >= 1:
         problems.append("cv: test_size + valid_size must be below 1")
+    dataset_names = [d.name for d in suite.datasets]
+    for i, e in enumerate(suite.estimators):
+        if e.pretrain is not None and e.pretrain.dataset not in dataset_names:
+            problems.append(
+                f"estimators[{i}].pretrain.dataset: '{e.pretrain.dataset}' is not a dataset of this suite"
+                f"{did_you_mean(e.pretrain.dataset, dataset_names)}"
+            )
+        if (e.pretrain is None) != (e.finetune is None):
+            problems.append(f"estimators[{i}]: pretrain and finetune go together (finetune: all | head)")
     return problems
 
 

@@ -97,3 +97,20 @@ def cv_definition(cv: CVSpec, task: str, seed: int) -> dict:
     if scheme == "group_kfold":
         out["group"] = cv.group
     return out
+
+
+def inner_splits(dataset: Dataset, rows: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner folds over `rows` only (for tuning), as absolute row positions.
+
+    Stratified for classification, grouped when the dataset has groups, shuffled with
+    `seed`; the outer test rows can never appear because only `rows` are split.
+    """
+    y = dataset.y[rows]
+    if dataset.groups is not None:
+        splitter = ms.GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        parts = splitter.split(rows, y, dataset.groups[rows])
+    elif dataset.task == CLASSIFICATION:
+        parts = ms.StratifiedKFold(folds, shuffle=True, random_state=seed).split(rows, y)
+    else:
+        parts = ms.KFold(folds, shuffle=True, random_state=seed).split(rows)
+    return [(rows[train], rows[test]) for train, test in parts]

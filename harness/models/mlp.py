@@ -69,22 +69,26 @@ _PRETRAINED_FORMAT = 1
 
 
 class MLPNetwork(nn.Module):
-    """Linear → [BatchNorm] → activation → [Dropout] blocks (the body), then a linear head.
+    """Hidden blocks (Linear → [BatchNorm] → activation → [Dropout]) as the body, then a linear head.
 
     The body and the head are separate submodules so fine-tuning can load or freeze
-    the body alone and re-initialise the head when the number of outputs differs.
+    the body alone and re-initialise the head when the number of outputs differs. Each
+    block is its own Sequential with the Linear first, so weight names ("body.1.0.weight")
+    do not depend on the activation or on dropout, and weights saved with one dropout
+    rate load into a model with another.
     """
 
     def __init__(self, layer_sizes: list[int], activation: str, batch_norm: bool, dropout: float) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         for n_in, n_out in pairwise(layer_sizes[:-1]):
-            blocks.append(nn.Linear(n_in, n_out))
+            block: list[nn.Module] = [nn.Linear(n_in, n_out)]
             if batch_norm:
-                blocks.append(nn.BatchNorm1d(n_out))
-            blocks.append(ACTIVATIONS[activation]())
+                block.append(nn.BatchNorm1d(n_out))
+            block.append(ACTIVATIONS[activation]())
             if dropout > 0:
-                blocks.append(nn.Dropout(dropout))
+                block.append(nn.Dropout(dropout))
+            blocks.append(nn.Sequential(*block))
         self.body = nn.Sequential(*blocks)
         self.head = nn.Linear(layer_sizes[-2], layer_sizes[-1])
 
@@ -390,7 +394,7 @@ class _BaseTorchMLP(BaseEstimator):
             self._train(net.to(device), split, loss, device, generator)
         self.module_ = net.eval()
         self.device_ = str(device)
-        self.n_layers_ = len(layer_sizes)
+        self.layer_sizes_ = layer_sizes
 
     def _build_network(self, layer_sizes: list[int], generator: torch.Generator) -> MLPNetwork:
         """A fresh network (seeded init), with the pretrained body (and head, if it fits) loaded over it."""
@@ -500,7 +504,7 @@ class _BaseTorchMLP(BaseEstimator):
             seen += len(index)
         record: dict[str, Any] = {"train_loss": float(total) / max(seen, 1), "valid_loss": None, "valid_score": None}
         if data.X_valid is not None:
-            output = _forward(net, data.X_valid, scaler is not None)
+            output = _forward(net, data.X_valid)
             record["valid_loss"] = float(loss_fn(output, data.y_valid))
             record["valid_score"] = self._score(output, data.y_valid)
         record["lr"] = lr
@@ -525,8 +529,8 @@ class _BaseTorchMLP(BaseEstimator):
         payload = {
             "format": _PRETRAINED_FORMAT,
             "estimator": type(self).__name__,
-            "layer_sizes": [self.n_features_in_, *_layer_widths(self.hidden_sizes), self.module_.head.out_features],
-            "batch_norm": bool(self.batch_norm),
+            "layer_sizes": list(self.layer_sizes_),
+            "batch_norm": any(isinstance(m, nn.BatchNorm1d) for m in self.module_.modules()),
             "activation": self.activation,
             "classes": _plain_list(classes),
             "state_dict": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
@@ -548,11 +552,11 @@ class _BaseTorchMLP(BaseEstimator):
                 f"batch_norm={bool(self.batch_norm)}: the features, hidden_sizes and batch_norm must match"
             )
         state = payload["state_dict"]
-        net.body.load_state_dict({k[len("body.") :]: v for k, v in state.items() if k.startswith("body.")})
+        _load_part(net.body, "body", state, self.pretrained)
         classes = _plain_list(getattr(self, "classes_", None))
         same_classes = payload.get("classes") is None or classes is None or payload["classes"] == classes
         if source[-1] == layer_sizes[-1] and same_classes:
-            net.head.load_state_dict({k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")})
+            _load_part(net.head, "head", state, self.pretrained)
 
     # -------------------------------------------------- prediction
 
@@ -560,10 +564,8 @@ class _BaseTorchMLP(BaseEstimator):
         """The network's outputs (logits or standardised targets) as float64."""
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        device = torch.device(self.device_)
-        amp = bool(self.mixed_precision) and device.type == "cuda"
         with _torch_threads(self.n_threads):
-            out = _forward(self.module_, _to_tensor(X, torch.float32, device), amp)
+            out = _forward(self.module_, _to_tensor(X, torch.float32, torch.device(self.device_)))
         return out.double().cpu().numpy()
 
     def __sklearn_tags__(self):
@@ -572,15 +574,27 @@ class _BaseTorchMLP(BaseEstimator):
         return tags
 
 
-def _forward(net: nn.Module, X: torch.Tensor, amp: bool) -> torch.Tensor:
-    """Evaluation-mode outputs in float32, in chunks so large inputs do not exhaust memory."""
+def _forward(net: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """Evaluation-mode outputs, in chunks so large inputs do not exhaust memory.
+
+    Always float32, also on CUDA with mixed precision: inference is cheap next to
+    training, and float16 logits would blur probabilities and the validation loss.
+    """
     was_training = net.training
     net.eval()
-    autocast = torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext()
-    with torch.inference_mode(), autocast:
-        out = torch.cat([net(chunk).float() for chunk in X.split(_PREDICT_BATCH)])
+    with torch.inference_mode():
+        out = torch.cat([net(chunk) for chunk in X.split(_PREDICT_BATCH)])
     net.train(was_training)
     return out
+
+
+def _load_part(part: nn.Module, prefix: str, state: dict[str, torch.Tensor], path: Any) -> None:
+    """Load the `prefix.` entries of a saved state dict into one submodule, with a clear error."""
+    own = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+    try:
+        part.load_state_dict(own)
+    except RuntimeError as exc:
+        raise ValueError(f"pretrained={str(path)!r}: its {prefix} weights do not fit this model ({exc})") from None
 
 
 def _plain_list(values: np.ndarray | None) -> list | None:
@@ -622,10 +636,11 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
     Attributes
     ----------
     classes_, class_weight_ (the loss weight of each class, or None), n_features_in_,
-    feature_names_in_ (DataFrame input), module_ (the torch network),
-    device_ ("cpu" or "cuda"), history_ (per epoch: epoch, train_loss, valid_loss, valid_score =
-    accuracy, lr at the start of the epoch, time_s), n_epochs_, best_epoch_ (the epoch whose weights
-    the model holds), validation_indices_ (rows held out for early stopping), n_layers_.
+    feature_names_in_ (DataFrame input), module_ (the torch network), device_ ("cpu" or
+    "cuda"), layer_sizes_ (input features, hidden widths, outputs), history_ (per epoch:
+    epoch, train_loss, valid_loss, valid_score = accuracy, lr at the start of the epoch,
+    time_s), n_epochs_, best_epoch_ (the epoch whose weights the model holds),
+    validation_indices_ (the rows held out for early stopping).
     """
 
     def __init__(

@@ -1,0 +1,308 @@
+"""Hyperparameter tuning with Optuna: search spaces, samplers, pruners and studies.
+
+Layers follow Optuna's own: a search space is plain data (parsed and checked here,
+before anything runs), samplers and pruners are made by name, and a study lives in an
+RDB storage (SQLite next to the results store by default) under a name derived from
+the fold's content key, so a killed run resumes its studies and several workers can
+share one. `run_study` is the only function that fits models; it sees only the rows
+it is given (the outer fold's training part in nested mode), split into inner folds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
+PRUNERS = ("median", "successive_halving", "hyperband", "none")
+MODES = ("nested", "tune_then_cv")
+
+
+@dataclass(frozen=True)
+class Dist:
+    """One hyperparameter's distribution: int/float ranges or categorical choices."""
+
+    kind: str  # int | float | categorical
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.kind == "categorical":
+            return {"categorical": list(self.choices)}
+        out: dict[str, Any] = {self.kind: [self.low, self.high]}
+        if self.log:
+            out["log"] = True
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+    def grid(self) -> list[Any]:
+        """The values a grid search enumerates (ranges need a step, or are ints)."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind == "int":
+            step = int(self.step or 1)
+            return list(range(int(self.low), int(self.high) + 1, step))
+        if self.step is None:
+            raise ValueError("a float range needs `step` for grid search")
+        n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
+        return [round(self.low + i * self.step, 12) for i in range(n)]
+
+
+def parse_dist(raw: Any) -> Dist:
+    """`{int: [lo, hi], log: true, step: 2}`, `{float: [lo, hi], log: true}` or `{categorical: [..]}`."""
+    if isinstance(raw, list):
+        raw = {"categorical": raw}
+    if not isinstance(raw, dict):
+        raise ValueError("write {int: [low, high]}, {float: [low, high]} or {categorical: [choices]}")
+    kinds = [k for k in ("int", "float", "categorical") if k in raw]
+    extra = set(raw) - {"int", "float", "categorical", "log", "step"}
+    if len(kinds) != 1 or extra:
+        bad = f" (unknown key {sorted(extra)[0]!r})" if extra else ""
+        raise ValueError(f"give exactly one of int, float, categorical{bad}")
+    kind = kinds[0]
+    if kind == "categorical":
+        choices = raw["categorical"]
+        if not isinstance(choices, list) or not choices:
+            raise ValueError("categorical needs a non-empty list of choices")
+        return Dist("categorical", choices=tuple(choices))
+    bounds = raw[kind]
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)):
+        raise ValueError(f"{kind} needs [low, high] numbers")
+    low, high = bounds
+    if kind == "int" and not all(float(b).is_integer() for b in bounds):
+        raise ValueError("int bounds must be whole numbers")
+    if low > high:
+        raise ValueError(f"low {low} is greater than high {high}")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise ValueError("log must be true or false")
+    if log and low <= 0:
+        raise ValueError("a log range needs low > 0")
+    step = raw.get("step")
+    if step is not None and (not _is_number(step) or step <= 0 or log):
+        raise ValueError("step must be a positive number, and not combined with log")
+    return Dist(
+        kind, float(low) if kind == "float" else int(low), float(high) if kind == "float" else int(high), log, step
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_space(raw: dict[str, Any]) -> dict[str, Dist]:
+    """Parse a whole space; ValueError messages start with the parameter name."""
+    out = {}
+    for name, spec in raw.items():
+        try:
+            out[name] = parse_dist(spec)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return out
+
+
+def suggest(trial: Any, space: dict[str, Dist]) -> dict[str, Any]:
+    """Sample one configuration; categorical choices may be lists (e.g. hidden layer sizes)."""
+    params = {}
+    for name, d in space.items():
+        if d.kind == "int":
+            params[name] = trial.suggest_int(name, d.low, d.high, log=d.log, step=int(d.step or 1))
+        elif d.kind == "float":
+            params[name] = trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
+        else:
+            encoded = [json.dumps(c) for c in d.choices]
+            params[name] = json.loads(trial.suggest_categorical(name, encoded))
+    return params
+
+
+def decode(params: dict[str, Any], space: dict[str, Dist]) -> dict[str, Any]:
+    """Optuna stores categorical choices as their JSON text; map them back."""
+    return {k: json.loads(v) if space[k].kind == "categorical" else v for k, v in params.items()}
+
+
+def make_sampler(name: str, seed: int, space: dict[str, Dist]) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        grid = {k: [json.dumps(v) if d.kind == "categorical" else v for v in d.grid()] for k, d in space.items()}
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def make_pruner(name: str) -> Any:
+    import optuna
+
+    return {
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(),
+        "none": lambda: optuna.pruners.NopPruner(),
+    }[name]()
+
+
+def grid_size(space: dict[str, Dist]) -> int:
+    return int(np.prod([len(d.grid()) for d in space.values()]))
+
+
+@dataclass
+class StudyPlan:
+    """How to run one study: the parsed space and the budget, all plain data (picklable)."""
+
+    name: str
+    storage: str
+    space: dict[str, Dist]
+    metric: str
+    maximize: bool
+    sampler: str = "tpe"
+    pruner: str = "median"
+    trials: int | None = None
+    timeout_s: float | None = None
+    deadline: float | None = None  # wall-clock cap shared by the whole suite
+    seed: int = 0
+    inner_folds: int = 3
+
+
+@dataclass
+class StudyOutcome:
+    best_params: dict[str, Any]
+    best_value: float | None
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    wall_s: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    importances: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+# One inner-fold evaluation: (params, inner fold index) -> score of the tuning metric.
+Evaluate = Callable[[dict[str, Any], int], float]
+
+
+def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome:
+    """Create or resume the study and run the trials its budget has left.
+
+    The running mean over inner folds is reported after each fold so the pruner can
+    stop a bad trial early; a trial whose fit raises is recorded as FAIL and the
+    study goes on.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = time.perf_counter()
+    study = optuna.create_study(
+        study_name=plan.name,
+        storage=make_storage(plan.storage),
+        load_if_exists=True,
+        direction="maximize" if plan.maximize else "minimize",
+        sampler=make_sampler(plan.sampler, plan.seed, plan.space),
+        pruner=make_pruner(plan.pruner),
+    )
+    _fail_stale_trials(study)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    n_trials = None if plan.trials is None else max(0, plan.trials - len(finished))
+    if plan.sampler == "grid":
+        n_trials = min(n_trials if n_trials is not None else 10**9, max(0, grid_size(plan.space) - len(finished)))
+    timeout = _timeout(plan)
+
+    def objective(trial: Any) -> float:
+        params = suggest(trial, plan.space)
+        scores = []
+        for k in range(n_inner):
+            score = evaluate(params, k)
+            if score is None or not math.isfinite(score):
+                raise ValueError(f"metric {plan.metric} undefined on inner fold {k}")
+            scores.append(score)
+            trial.report(float(np.mean(scores)), k)
+            if k < n_inner - 1 and trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(np.mean(scores))
+
+    if n_trials != 0 and (timeout is None or timeout > 0):
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,), gc_after_trial=False)
+    return _outcome(study, plan, time.perf_counter() - start)
+
+
+def make_storage(url: str) -> Any:
+    """An RDB storage; SQLite waits for a busy file instead of failing when workers share it."""
+    import optuna
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def _timeout(plan: StudyPlan) -> float | None:
+    limits = [plan.timeout_s] if plan.timeout_s else []
+    if plan.deadline is not None:
+        limits.append(plan.deadline - time.time())
+    return min(limits) if limits else None
+
+
+def _fail_stale_trials(study: Any) -> None:
+    """Trials left RUNNING by a killed run are marked FAIL so the budget counts them once."""
+    import optuna
+
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+
+
+def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
+    import optuna
+
+    states = optuna.trial.TrialState
+    trials = study.trials
+    complete = [t for t in trials if t.state == states.COMPLETE]
+    history = [
+        {"number": t.number, "state": t.state.name, "value": t.value, "params": decode(t.params, plan.space)}
+        for t in trials
+    ]
+    counts = {s: sum(t.state == s for t in trials) for s in (states.COMPLETE, states.PRUNED, states.FAIL)}
+    if not complete:
+        return StudyOutcome(
+            {},
+            None,
+            0,
+            counts[states.PRUNED],
+            counts[states.FAIL],
+            wall,
+            history,
+            note="no trial completed: the estimator's own parameters were used",
+        )
+    importances: dict[str, float] = {}
+    if len(complete) >= 3 and len(plan.space) > 1:
+        try:
+            importances = {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+        except (RuntimeError, ValueError):  # e.g. every trial scored the same
+            importances = {}
+    return StudyOutcome(
+        decode(study.best_params, plan.space),
+        float(study.best_value),
+        counts[states.COMPLETE],
+        counts[states.PRUNED],
+        counts[states.FAIL],
+        wall,
+        history,
+        importances,
+    )
