@@ -109,6 +109,10 @@ def run(
         bool, typer.Option("--dry-run", help="Print the plan and the number of folds; fit nothing.")
     ] = False,
     backend: Annotated[str | None, typer.Option("--backend", help="joblib backend (default loky; e.g. dask).")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="Optuna storage URL for tuning studies (default sqlite:///OUT/studies.db)."),
+    ] = None,
     allow_module: Allow = None,
 ) -> None:
     """Run a suite: every (dataset, estimator, repeat, fold) not yet in the store."""
@@ -127,6 +131,7 @@ def run(
         estimators=tuple(estimator or ()),
         allow_modules=_allowed(allow_module),
         backend=backend,
+        storage=storage,
     )
     plan = prepare(suite, options)
     if dry_run:
@@ -235,9 +240,12 @@ def validate(
 @_guard
 def list_(
     what: Annotated[str, typer.Argument(help="estimators | datasets | metrics")],
+    spaces: Annotated[bool, typer.Option("--spaces", help="With estimators: show default search spaces.")] = False,
 ) -> None:
     """List registry estimators, dataset sources or metrics."""
-    if what == "estimators":
+    if what == "estimators" and spaces:
+        _print_spaces()
+    elif what == "estimators":
         from harness.registry import REGISTRY
 
         table = Table(title="estimators (model: NAME in a suite)")
@@ -285,6 +293,33 @@ def list_(
         raise HarnessError(
             f"list: unknown topic '{what}'{did_you_mean(what, ['estimators', 'datasets', 'metrics'])}; choose estimators, datasets or metrics"
         )
+
+
+def _dist_text(raw: dict) -> str:
+    kind = next(k for k in ("int", "float", "categorical") if k in raw)
+    if kind == "categorical":
+        return "one of " + ", ".join(map(str, raw[kind]))
+    low, high = raw[kind]
+    return (
+        f"{kind} {low:g}..{high:g}"
+        + (" (log)" if raw.get("log") else "")
+        + (f" step {raw['step']:g}" if raw.get("step") else "")
+    )
+
+
+def _print_spaces() -> None:
+    from harness.metrics import TASKS
+    from harness.registry import REGISTRY, default_space
+
+    table = Table(title="default search spaces (tune: in a suite; tune.space overrides or extends)")
+    for col in ("name", "task", "parameter", "distribution"):
+        table.add_column(col)
+    for name in REGISTRY:
+        for task in TASKS:
+            for i, (param, dist) in enumerate(default_space(name, task).items()):
+                table.add_row(name if i == 0 else "", task if i == 0 else "", param, _dist_text(dist))
+    console.print(table)
+    console.print("Ensembles and import-path estimators have no default space: write tune.space.")
 
 
 @app.command()

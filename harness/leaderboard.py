@@ -77,6 +77,9 @@ def dataset_table(rows: pd.DataFrame, metrics: list[str], primary: str, directio
             rec[f"{m}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else np.nan
             rec[f"{m}_n"] = int(values.notna().sum())
         rec["fit_time"] = ok["fit_time"].mean() if len(ok) else np.nan
+        tuning = [e["tuning"] for e in ok.get("extra", []) if isinstance(e, dict) and "tuning" in e]
+        rec["tune_time"] = float(np.mean([t["wall_s"] for t in tuning])) if tuning else np.nan
+        rec["tune_mode"] = tuning[0]["mode"] if tuning else None
         rec["predict_time"] = ok["predict_time"].mean() if len(ok) else np.nan
         rec["skip_reason"] = g.loc[g["status"] == SKIPPED, "error"].iloc[0] if rec[f"n_{SKIPPED}"] else None
         records.append(rec)

@@ -15,6 +15,7 @@ import pandas as pd
 from harness.leaderboard import Leaderboards, load_leaderboards
 from harness.store import FAILED, Store
 
+_TUNE_LABEL = {"nested": " (tuned)", "tune_then_cv": " (tuned, optimistic)"}
 CSV_COLUMNS = ["dataset", "estimator", "repeat", "fold", "status"]
 CSV_TAIL = ["fit_time", "predict_time", "n_train", "n_test", "error"]
 
@@ -81,24 +82,41 @@ def leaderboard_markdown(boards: Leaderboards) -> str:
         )
         lines.append("")
         metrics = boards.metrics.get(task, [])
-        header = ["rank", "estimator", *metrics, "fit time", "predict time", "folds ok/failed"]
+        tuned = table["tune_mode"].notna().any()
+        header = [
+            "rank",
+            "estimator",
+            *metrics,
+            "fit time",
+            *(["tune time"] if tuned else []),
+            "predict time",
+            "folds ok/failed",
+        ]
         rows = []
         ran = table[table["n_skipped"] < table["folds"]]
         for rec in ran.to_dict("records"):
             failed = sum(rec[f"n_{s}"] for s in FAILED)
             rank = "—" if math.isnan(rec["rank"]) else f"{rec['rank']:g}"
             cells = [fmt(rec[f"{m}_mean"], rec[f"{m}_std"]) for m in metrics]
+            tune = [_fmt_time(rec["tune_time"])] if tuned else []
             rows.append(
                 [
                     rank,
-                    rec["estimator"],
+                    rec["estimator"] + _TUNE_LABEL.get(rec["tune_mode"], ""),
                     *cells,
                     _fmt_time(rec["fit_time"]),
+                    *tune,
                     _fmt_time(rec["predict_time"]),
                     f"{rec['n_ok']}/{failed}",
                 ]
             )
         lines += _md_table(header, rows)
+        if tuned:
+            lines += [
+                "",
+                "Tuned estimators: *nested* scores are honest estimates (each outer fold tuned on its own "
+                "training part); *tune_then_cv* scores are optimistic (tuned on all rows, test folds included).",
+            ]
         skipped = table[table["n_skipped"] == table["folds"]]
         for rec in skipped.to_dict("records"):
             lines.append("")

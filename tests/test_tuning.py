@@ -1,0 +1,271 @@
+"""Optuna tuning: honest nesting, resumable studies, valid default spaces, samplers and pruners."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from harness.errors import SuiteError
+from harness.metrics import CLASSIFICATION, REGRESSION, TASKS
+from harness.preprocess import Columns
+from harness.registry import REGISTRY, allowed_modules, build, default_space
+from harness.runner import RunOptions, prepare, run_suite
+from harness.spec import parse_suite
+from harness.store import Store
+from harness.tuning import PRUNERS, SAMPLERS, StudyPlan, parse_space, run_study, suggest
+from tests.test_registry import _suite, _tiny_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _plan(tmp_path: Path, space: dict, **kw) -> StudyPlan:
+    return StudyPlan(
+        name=kw.pop("name", "s"),
+        storage=f"sqlite:///{tmp_path / 'studies.db'}",
+        space=parse_space(space),
+        metric="accuracy",
+        maximize=True,
+        **kw,
+    )
+
+
+def test_nested_tuning_never_sees_the_outer_test_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_ALLOW_MODULES", "tests")
+    log = tmp_path / "fits.log"
+    suite = parse_suite(
+        {
+            "name": "t",
+            "cv": {"folds": 3},
+            "metrics": {"classification": ["accuracy"], "regression": ["r2"]},
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+            "estimators": [
+                {
+                    "name": "m",
+                    "model": "tests.estimators.IndexLoggingClassifier",
+                    "params": {"log": str(log)},
+                    "tune": {
+                        "trials": 3,
+                        "inner_folds": 3,
+                        "space": {"alpha": {"float": [0.0, 1.0]}},
+                        "pruner": "none",
+                    },
+                }
+            ],
+        }
+    )
+    run_suite(suite, RunOptions(out=tmp_path, allow_modules=allowed_modules()))
+    fits = [set(map(int, line.split())) for line in log.read_text().splitlines()]
+    assert len(fits) == 3 * (3 * 3 + 1)  # per outer fold: trials x inner folds, then the refit
+    with Store(tmp_path / "results.db") as store:
+        rows = store.results().sort_values("fold")
+        tests = [set(store.predictions(k)["test_index"].tolist()) for k in rows["key"]]
+        extras = list(rows["extra"])
+    for k, test in enumerate(tests):
+        block = fits[k * 10 : (k + 1) * 10]
+        assert all(not (fit & test) for fit in block), f"outer fold {k}: test rows reached the study"
+        assert block[-1] == set(range(150)) - test  # the refit uses the whole outer training part
+        tuning = extras[k]["tuning"]
+        assert tuning["n_complete"] == 3 and set(tuning["best_params"]) == {"alpha"} and tuning["mode"] == "nested"
+        assert len(tuning["history"]) == 3
+
+
+_KILLABLE = """
+import sys, time
+from harness.tuning import StudyPlan, parse_space, run_study
+plan = StudyPlan(name="s", storage=sys.argv[1], space=parse_space({"x": {"float": [0, 1]}}), metric="accuracy",
+                 maximize=True, trials=20, pruner="none")
+def evaluate(params, k):
+    time.sleep(0.15)
+    return params["x"]
+run_study(plan, evaluate, 1)
+"""
+
+
+def test_killed_study_resumes_with_its_finished_trials_kept(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE, storage], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    deadline = time.time() + 60
+    done: list = []
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            done = [t for t in optuna.load_study(study_name="s", storage=storage).trials if t.state.is_finished()]
+        except KeyError:
+            done = []
+        if len(done) >= 4:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = {
+        t.number: t.value for t in optuna.load_study(study_name="s", storage=storage).trials if t.state.is_finished()
+    }
+    assert 4 <= len(kept) < 20
+    calls = []
+    plan = _plan(tmp_path, {"x": {"float": [0, 1]}}, trials=20, pruner="none")
+    outcome = run_study(plan, lambda p, k: calls.append(p) or p["x"], 1)
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    finished = [t for t in trials if t.state.is_finished()]
+    assert len(finished) == 20  # the killed run's trials count, the stale RUNNING one as FAIL
+    assert {t.number: t.value for t in finished if t.number in kept} == kept
+    assert len(calls) == 20 - len(finished) + len(calls)  # only the missing trials ran
+    assert len(calls) <= 20 - len(kept)
+    assert outcome.best_value == max(t.value for t in finished if t.value is not None)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize(
+    "name", sorted(n for n in REGISTRY if default_space(n, CLASSIFICATION) or default_space(n, REGRESSION))
+)
+def test_every_default_space_samples_valid_estimators(name, task):
+    suite = _suite(name)
+    from harness.registry import Resolver
+
+    resolved = Resolver(suite).resolve("subject", task)
+    space = parse_space(default_space(name, task))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    ds = _tiny_dataset(task)
+    columns = Columns(ds.numeric, ds.categorical, ds.has_missing)
+    for _ in range(2):
+        trial = study.ask()
+        params = suggest(trial, space)
+        if "n_estimators" in params:
+            params["n_estimators"] = min(params["n_estimators"], 20)  # keep the contract test fast
+        model = build(resolved.with_params(params), columns)
+        model.fit(ds.X, ds.y)
+        assert len(model.predict(ds.X)) == len(ds.y)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("pruner", PRUNERS)
+def test_each_sampler_and_pruner_runs(tmp_path, sampler, pruner):
+    space = {"x": {"float": [0.0, 1.0], "step": 0.25}, "n": {"int": [1, 3]}}
+    plan = _plan(tmp_path, space, sampler=sampler, pruner=pruner, trials=8)
+    outcome = run_study(plan, lambda p, k: 1 - abs(p["x"] - 0.5) + 0.01 * k * p["n"], 3)
+    assert outcome.n_complete + outcome.n_pruned == 8 and outcome.best_value is not None
+    assert set(outcome.best_params) == {"x", "n"}
+
+
+def test_grid_search_enumerates_the_declared_grid(tmp_path):
+    space = {
+        "depth": {"categorical": [2, 4, None]},
+        "leaf": {"int": [1, 3], "step": 2},
+        "sizes": {"categorical": [[8], [8, 8]]},
+    }
+    plan = _plan(tmp_path, space, sampler="grid", pruner="none", trials=None)
+    seen = []
+    outcome = run_study(plan, lambda p, k: seen.append(p) or 0.5, 1)
+    assert outcome.n_complete == 12
+    expected = [
+        dict(zip(("depth", "leaf", "sizes"), c, strict=True))
+        for c in itertools.product([2, 4, None], [1, 3], [[8], [8, 8]])
+    ]
+    assert sorted(map(repr, seen)) == sorted(map(repr, expected))
+
+
+def test_pruning_stops_bad_trials(tmp_path):
+    plan = _plan(tmp_path, {"x": {"float": [0.0, 1.0]}}, sampler="random", pruner="median", trials=30)
+    outcome = run_study(plan, lambda p, k: p["x"], 5)
+    assert outcome.n_pruned > 0
+
+
+def test_failed_trial_is_a_fail_trial_not_a_failed_study(tmp_path):
+    def evaluate(p, k):
+        if p["x"] > 0.5:
+            raise ValueError("bad region")
+        return p["x"]
+
+    outcome = run_study(_plan(tmp_path, {"x": {"float": [0.0, 1.0]}}, sampler="random", trials=10), evaluate, 1)
+    assert outcome.n_failed > 0 and outcome.n_complete > 0 and outcome.best_value <= 0.5
+
+
+def _suite_with_tune(tune: dict, model: str = "decision_tree") -> dict:
+    return {
+        "name": "t",
+        "cv": {"folds": 2},
+        "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+        "estimators": [{"name": "m", "model": model, "tune": tune}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("tune", "message"),
+    [
+        (
+            {"space": {"max_dept": {"int": [1, 5]}}},
+            r"estimators\[0\]\.tune\.space\.max_dept: .*did you mean 'max_depth'",
+        ),
+        (
+            {"space": {"max_depth": {"int": [9, 2]}}},
+            r"estimators\[0\]\.tune\.space: max_depth: low 9 is greater than high 2",
+        ),
+        ({"space": {"max_depth": {"int": ["a", 2]}}}, r"tune\.space: max_depth: int needs \[low, high\] numbers"),
+        ({"space": {"max_depth": {"int": [1, 4], "log": "yes"}}}, r"tune\.space: max_depth: log must be true or false"),
+        (
+            {"space": {"max_depth": {"range": [1, 4]}}},
+            r"tune\.space: max_depth: give exactly one of int, float, categorical",
+        ),
+        ({"sampler": "tpee"}, r"tune\.sampler: unknown sampler 'tpee' \(did you mean 'tpe'\?\)"),
+        ({"metric": "r2"}, r"tune\.metric: 'r2' is a regression metric"),
+        (
+            {"sampler": "grid", "space": {"min_weight_fraction_leaf": {"float": [0, 0.5]}}},
+            r"needs `step` for grid search",
+        ),
+    ],
+)
+def test_invalid_spaces_are_bad_input(tune, message):
+    with pytest.raises(SuiteError, match=message):
+        prepare(parse_suite(_suite_with_tune(tune)))
+
+
+def test_stacking_has_no_default_space():
+    raw = _suite_with_tune({"trials": 2}, model="stacking")
+    raw["estimators"][0]["params"] = {"estimators": ["t"]}
+    raw["estimators"].append({"name": "t", "model": "decision_tree"})
+    with pytest.raises(SuiteError, match="has no default search space"):
+        prepare(parse_suite(raw))
+
+
+def test_tune_then_cv_is_labelled_optimistic_and_tuning_time_is_reported(tmp_path):
+    from harness.report import write_outputs
+
+    raw = _suite_with_tune({"trials": 3, "mode": "tune_then_cv"})
+    raw["estimators"].append({"name": "plain", "model": "decision_tree"})
+    raw["estimators"].append({"name": "nested", "model": "decision_tree", "tune": {"trials": 2}})
+    run_suite(parse_suite(raw), RunOptions(out=tmp_path))
+    md = write_outputs(tmp_path) and (tmp_path / "leaderboard.md").read_text()
+    assert "m (tuned, optimistic)" in md and "nested (tuned)" in md and "| plain |" in md
+    assert "tune time" in md
+    # tuned once on all rows: both folds share the study's outcome
+    with Store(tmp_path / "results.db") as store:
+        rows = store.results()
+    m = [e["tuning"] for e, est in zip(rows["extra"], rows["estimator"], strict=True) if est == "m"]
+    assert m[0]["best_params"] == m[1]["best_params"] and m[0]["n_complete"] == 3
+
+
+def test_regression_tuning_minimises_a_loss(tmp_path):
+    raw = {
+        "name": "t",
+        "cv": {"folds": 2},
+        "metrics": {"classification": ["accuracy"], "regression": ["rmse", "r2"]},
+        "datasets": [{"name": "d", "source": "sklearn:diabetes"}],
+        "estimators": [{"name": "ridge", "model": "linear", "tune": {"trials": 6, "sampler": "random"}}],
+    }
+    run_suite(parse_suite(raw), RunOptions(out=tmp_path))
+    with Store(tmp_path / "results.db") as store:
+        rows = store.results()
+    for extra in rows["extra"]:
+        values = [h["value"] for h in extra["tuning"]["history"] if h["value"] is not None]
+        assert extra["tuning"]["best_value"] == min(values)  # rmse: lower is better
+    assert (rows["status"] == "ok").all() and rows["rmse"].notna().all()
+    assert REGRESSION in TASKS and np.isfinite(rows["r2"]).all()
