@@ -258,3 +258,17 @@ def available_sources() -> list[tuple[str, str]]:
     out = [(f"sklearn:{k}", "scikit-learn bundled set") for k in SKLEARN_SETS]
     out += [(f"synthetic:{k}", f"sklearn.datasets.{v}, params passed through") for k, v in SYNTHETIC.items()]
     return out
+
+
+def row_hashes(ds: Dataset) -> np.ndarray:
+    """One hash per row of features and target (for overlap checks between datasets)."""
+    frame = ds.X.copy()
+    frame["__target__"] = ds.y
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def shared_rows(a: Dataset, b: Dataset) -> int:
+    """How many rows of `b` also appear in `a` (same columns required; 0 otherwise)."""
+    if list(a.X.columns) != list(b.X.columns):
+        return 0
+    return int(np.isin(row_hashes(b), row_hashes(a)).sum())

@@ -362,6 +362,12 @@ class Resolver:
     def resolve(self, name: str, task: str, _stack: tuple[str, ...] = ()) -> Resolved:
         resolved = self._resolve(name, task, _stack)
         spec = resolved.spec
+        if (
+            spec.pretrain is not None
+            and not resolved.skipped
+            and not hasattr(_class(resolved.cls_path), "save_pretrained")
+        ):
+            raise EstimatorError("pretrain: only the torch MLP (model: mlp) can start from pretrained weights")
         if resolved.skipped or spec.tune is None:
             return resolved
         space = {**default_space(spec.model, task), **spec.tune.space}
@@ -403,6 +409,8 @@ class Resolver:
         if cls_path is None:
             return self._skip(spec, task, f"'{entry.name}' has no {task} variant")
         params = {**entry.defaults.get(task, {}), **spec.params}
+        if spec.finetune is not None and hasattr(_class(cls_path), "save_pretrained"):
+            params["finetune"] = spec.finetune
         members: dict[str, Any] = {}
         for key in entry.members:
             if key not in params:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -24,8 +24,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from harness import __version__
-from harness.datasets import Dataset, load_dataset
-from harness.engine import FoldTask, execute, threads_per_worker, tune_on_rows
+from harness.datasets import Dataset, load_dataset, shared_rows
+from harness.engine import FoldTask, execute, limit_threads, threads_per_worker, tune_on_rows
 from harness.errors import DatasetError, EstimatorError, SuiteError
 from harness.metrics import METRICS, TASKS
 from harness.preprocess import Columns
@@ -60,6 +60,7 @@ class Plan:
     suite: Suite
     datasets: dict[str, Dataset]
     tasks: list[FoldTask]
+    loaded: dict[str, Dataset] = field(default_factory=dict)  # datasets plus pretraining sources
 
     def counts(self) -> Counter:
         return Counter((t.dataset.name, t.resolved.spec.name) for t in self.tasks)
@@ -93,9 +94,12 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def task_key(dataset: Dataset, resolved: Resolved, suite: Suite, repeat: int, fold: int) -> str:
+def task_key(
+    dataset: Dataset, resolved: Resolved, suite: Suite, repeat: int, fold: int, source: Dataset | None = None
+) -> str:
     """Content key of one fold: a change to data, estimator, splits, metrics or harness makes a new key."""
     payload = {
+        "pretrain": source.fingerprint if source is not None else None,
         "dataset": dataset.fingerprint,
         "estimator": resolved.config(),
         "cv": cv_definition(suite.cv, dataset.task, suite.seed),
@@ -114,57 +118,104 @@ def prepare(suite: Suite, options: RunOptions | None = None) -> Plan:
     problems: list[str] = []
     problems += _check_filter(label, "--dataset", options.datasets, [d.name for d in suite.datasets])
     problems += _check_filter(label, "--estimator", options.estimators, [e.name for e in suite.estimators])
-    base_dir = suite.path.parent if suite.path else Path.cwd()
-    datasets: dict[str, Dataset] = {}
-    for i, spec in enumerate(suite.datasets):
-        if options.datasets and spec.name not in options.datasets:
-            continue
-        try:
-            datasets[spec.name] = load_dataset(spec, base_dir, suite.cv.group, where=f"datasets[{i}]")
-        except DatasetError as exc:
-            problems.append(f"{label}: {exc}")
-    resolver = Resolver(suite, options.allow_modules)
-    resolved: dict[tuple[str, str], Resolved] = {}
-    tasks_needed = {d.task for d in datasets.values()} or set(TASKS)
-    for i, est in enumerate(suite.estimators):
-        for task in sorted(tasks_needed):
-            try:
-                r = resolver.resolve(est.name, task)
-                if not r.skipped:
-                    build(r, Columns(["x"], ["c"], True))  # checks class and parameters now, not at fit
-            except EstimatorError as exc:
-                problems.append(f"{label}: estimators[{i}].{exc}")
-                break
-            resolved[(est.name, task)] = r
-            metric = (r.tune or {}).get("metric")
-            if metric and METRICS[metric].task != task:
-                problems.append(
-                    f"{label}: estimators[{i}].tune.metric: '{metric}' is a {METRICS[metric].task} metric, but a dataset is {task}"
-                )
+    loaded = _load_datasets(suite, options, problems)
+    resolved = _resolve_estimators(suite, options, {d.task for d in loaded.values()}, problems)
     splits = {}
     for i, spec in enumerate(suite.datasets):
-        if spec.name in datasets:
+        if spec.name in loaded:
             try:
-                splits[spec.name] = make_splits(datasets[spec.name], suite.cv, suite.seed)
+                splits[spec.name] = make_splits(loaded[spec.name], suite.cv, suite.seed)
             except ValueError as exc:  # too few rows (or members of a class) for the folds
                 problems.append(
                     f"{label}: datasets[{i}]: cannot split for cv ({suite.cv.scheme}): {str(exc).splitlines()[0]}"
                 )
+    problems += _check_pretraining(suite, loaded)
     if problems:
         raise SuiteError(list(dict.fromkeys(problems)))
+    datasets = {k: v for k, v in loaded.items() if not options.datasets or k in options.datasets}
     tasks = []
-    timeout_default = suite.timeout_s
     for ds in datasets.values():
         metrics = suite.metric_names(ds.task)
         for est in suite.estimators:
             if options.estimators and est.name not in options.estimators:
                 continue
             r = resolved[(est.name, ds.task)]
-            timeout = est.timeout_s or timeout_default
+            source = loaded[est.pretrain.dataset] if est.pretrain is not None else None
+            if source is not None and not r.skipped:
+                r = _pretrain_fit(r, source, ds)
+            timeout = est.timeout_s or suite.timeout_s
             for split in splits[ds.name]:
-                key = task_key(ds, r, suite, split.repeat, split.fold)
+                key = task_key(ds, r, suite, split.repeat, split.fold, source)
                 tasks.append(FoldTask(key, ds, r, split, metrics, timeout_s=timeout))
-    return Plan(suite, datasets, tasks)
+    return Plan(suite, datasets, tasks, loaded)
+
+
+def _load_datasets(suite: Suite, options: RunOptions, problems: list[str]) -> dict[str, Dataset]:
+    """The datasets to run, plus any pretraining source a filter left out."""
+    base_dir = suite.path.parent if suite.path else Path.cwd()
+    sources = {e.pretrain.dataset for e in suite.estimators if e.pretrain is not None}
+    loaded: dict[str, Dataset] = {}
+    for i, spec in enumerate(suite.datasets):
+        if options.datasets and spec.name not in options.datasets and spec.name not in sources:
+            continue
+        try:
+            loaded[spec.name] = load_dataset(spec, base_dir, suite.cv.group, where=f"datasets[{i}]")
+        except DatasetError as exc:
+            problems.append(f"{suite.label}: {exc}")
+    return loaded
+
+
+def _resolve_estimators(
+    suite: Suite, options: RunOptions, tasks_needed: set[str], problems: list[str]
+) -> dict[tuple[str, str], Resolved]:
+    """Every estimator for every task present; classes and parameters are checked by building once."""
+    resolver = Resolver(suite, options.allow_modules)
+    resolved: dict[tuple[str, str], Resolved] = {}
+    for i, est in enumerate(suite.estimators):
+        for task in sorted(tasks_needed or set(TASKS)):
+            try:
+                r = resolver.resolve(est.name, task)
+                if not r.skipped:
+                    build(r, Columns(["x"], ["c"], True))  # checks class and parameters now, not at fit
+            except EstimatorError as exc:
+                problems.append(f"{suite.label}: estimators[{i}].{exc}")
+                break
+            resolved[(est.name, task)] = r
+            metric = (r.tune or {}).get("metric")
+            if metric and METRICS[metric].task != task:
+                problems.append(
+                    f"{suite.label}: estimators[{i}].tune.metric: '{metric}' is a {METRICS[metric].task} metric, "
+                    f"but a dataset is {task}"
+                )
+    return resolved
+
+
+def _check_pretraining(suite: Suite, loaded: dict[str, Dataset]) -> list[str]:
+    """Pretraining must never have seen rows that are evaluated: shared rows are bad input."""
+    problems = []
+    for i, est in enumerate(suite.estimators):
+        if est.pretrain is None or est.pretrain.dataset not in loaded:
+            continue
+        source = loaded[est.pretrain.dataset]
+        for ds in loaded.values():
+            shared = 0 if ds is source else shared_rows(source, ds)
+            if shared:
+                problems.append(
+                    f"{suite.label}: estimators[{i}].pretrain.dataset: '{source.name}' shares {shared} rows with "
+                    f"dataset '{ds.name}': the model would be evaluated on rows it was pretrained on"
+                )
+    return problems
+
+
+def _pretrain_fit(r: Resolved, source: Dataset, ds: Dataset) -> Resolved:
+    """Skip the fine-tuned estimator where pretraining cannot apply, with the reason."""
+    if ds is source:
+        return replace(r, skipped=f"'{ds.name}' is its pretraining dataset")
+    if ds.task != source.task:
+        return replace(r, skipped=f"pretrained on a {source.task} dataset")
+    if list(ds.X.columns) != list(source.X.columns) or ds.categorical != source.categorical:
+        return replace(r, skipped=f"its features differ from the pretraining dataset '{source.name}'")
+    return r
 
 
 def _check_filter(label: str, flag: str, wanted: tuple[str, ...], names: list[str]) -> list[str]:
@@ -220,6 +271,7 @@ def run_suite(
         storage = options.storage or f"sqlite:///{(out / 'studies.db').resolve()}"
         deadline = time.time() + suite.tuning.max_total_s if suite.tuning.max_total_s else None
         try:
+            _attach_pretrained(todo, plan, out / "pretrained", threads)
             _attach_studies(todo, suite, storage, deadline, threads)
             for result in execute(todo, options.n_jobs, options.backend):
                 store.add(result, run_id, suite.seed, configs[result.key], versions, fps[result.key])
@@ -280,6 +332,32 @@ def _attach_studies(todo: list[FoldTask], suite: Suite, storage: str, deadline: 
         preset = {"params": outcome.best_params, "tuning": outcome.as_dict() | {"mode": "tune_then_cv"}}
         for t in tasks:
             t.preset = preset
+
+
+def _attach_pretrained(todo: list[FoldTask], plan: Plan, folder: Path, threads: int) -> None:
+    """Pretrain once per (estimator, source) on the whole source dataset; folds start from its weights.
+
+    The weights file is named by content (source fingerprint and configuration), written
+    atomically and reused by later runs, so resuming never pretrains twice.
+    """
+    for t in todo:
+        spec = t.resolved.spec
+        if spec.pretrain is None or t.resolved.skipped:
+            continue
+        source = plan.loaded[spec.pretrain.dataset]
+        base = t.resolved.with_params({"finetune": None, **spec.pretrain.params})
+        ident = json.dumps([source.fingerprint, base.config()], sort_keys=True, default=str)
+        path = folder / f"{hashlib.sha256(ident.encode()).hexdigest()[:24]}.pt"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with threadpool_limits(limits=threads):
+                model = build(base, Columns(source.numeric, source.categorical, source.has_missing))
+                limit_threads(model, threads)
+                model.fit(source.X, source.y)
+            partial = path.with_suffix(".partial")
+            (model[-1] if hasattr(model, "steps") else model).save_pretrained(partial)
+            partial.replace(path)
+        t.pretrained = str(path)
 
 
 def _select(tasks: list[FoldTask], store: Store, options: RunOptions) -> list[FoldTask]:

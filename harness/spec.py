@@ -162,7 +162,10 @@ class TuningSpec(_Strict):
 
 
 class PretrainSpec(_Strict):
+    """Start a torch MLP from weights trained on another dataset of the suite (same features)."""
+
     dataset: str
+    params: dict[str, Any] = Field(default_factory=dict)  # overrides for the pretraining fit (e.g. lr)
 
 
 class EstimatorSpec(_Strict):
