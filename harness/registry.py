@@ -185,6 +185,14 @@ REGISTRY: dict[str, Entry] = {
             {"n_estimators": 5, "num_leaves": 4},
         ),
         _e(
+            "mlp",
+            "harness.models.TorchMLPClassifier",
+            "harness.models.TorchMLPRegressor",
+            LINEAR,
+            "torch multilayer perceptron (GPU when present; early stopping; fine-tuning via pretrain:)",
+            tiny={"hidden_sizes": [16], "max_epochs": 5},
+        ),
+        _e(
             "bagging",
             _SK + "ensemble.BaggingClassifier",
             _SK + "ensemble.BaggingRegressor",
@@ -270,6 +278,13 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "reg_lambda": _log(1e-3, 10.0),
     },
     "bagging": {"n_estimators": _log(5, 100, "int"), "max_samples": {"float": [0.5, 1.0]}},
+    "mlp": {
+        "lr": _log(1e-4, 1e-2),
+        "weight_decay": _log(1e-6, 1e-2),
+        "dropout": {"float": [0.0, 0.5]},
+        "hidden_sizes": {"categorical": [[128], [256, 256], [512, 256], [256, 256, 256]]},
+        "batch_size": {"categorical": [128, 256, 512]},
+    },
 }
 
 

@@ -345,7 +345,8 @@ def _attach_pretrained(todo: list[FoldTask], plan: Plan, folder: Path, threads: 
         if spec.pretrain is None or t.resolved.skipped:
             continue
         source = plan.loaded[spec.pretrain.dataset]
-        base = t.resolved.with_params({"finetune": None, **spec.pretrain.params})
+        own = {k: v for k, v in t.resolved.params.items() if k != "finetune"}
+        base = replace(t.resolved, params={**own, **spec.pretrain.params})
         ident = json.dumps([source.fingerprint, base.config()], sort_keys=True, default=str)
         path = folder / f"{hashlib.sha256(ident.encode()).hexdigest()[:24]}.pt"
         if not path.exists():
