@@ -50,11 +50,13 @@ class Dataset:
     source: str
     groups: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    labels: np.ndarray | None = None  # classification: the original label of each code in y
     fingerprint: str = ""
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
-            self.fingerprint = fingerprint(self.X, self.y, self.task, self.categorical, self.groups)
+            labels = None if self.labels is None else [str(v) for v in self.labels]
+            self.fingerprint = fingerprint(self.X, self.y, self.task, self.categorical, self.groups, labels)
 
     @property
     def numeric(self) -> list[str]:
@@ -79,13 +81,21 @@ class Dataset:
             "n_classes": None if self.classes is None else len(self.classes),
             "missing_cells": int(self.X.isna().to_numpy().sum()),
             "fingerprint": self.fingerprint,
+            "labels": None if self.labels is None else [str(v) for v in self.labels],
         }
 
 
-def fingerprint(X: pd.DataFrame, y: np.ndarray, task: str, categorical: list[str], groups: np.ndarray | None) -> str:
+def fingerprint(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    categorical: list[str],
+    groups: np.ndarray | None,
+    labels: list[str] | None = None,
+) -> str:
     """Content hash of everything that changes results: values, column names, types, roles."""
     h = hashlib.sha256()
-    h.update(repr((list(map(str, X.columns)), [str(t) for t in X.dtypes], task, sorted(categorical))).encode())
+    h.update(repr((list(map(str, X.columns)), [str(t) for t in X.dtypes], task, sorted(categorical), labels)).encode())
     h.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
     h.update(pd.util.hash_pandas_object(pd.Series(y), index=False).to_numpy().tobytes())
     if groups is not None:
@@ -201,12 +211,12 @@ def _from_frame(
         raise DatasetError(f"{where}: {source} has no feature columns left after target/drop")
     y_raw = frame[spec.target]
     task = spec.task or infer_task(y_raw)
-    y = _target(y_raw, task, where, spec.target)
+    y, labels = _target(y_raw, task, where, spec.target)
     categorical = [
         c for c in X.columns if c in spec.categorical or not pdt.is_numeric_dtype(X[c]) or pdt.is_bool_dtype(X[c])
     ]
     X = _normalise_types(X, categorical)
-    return Dataset(spec.name, X, y, task, categorical, source, groups=groups, notes=notes)
+    return Dataset(spec.name, X, y, task, categorical, source, groups=groups, notes=notes, labels=labels)
 
 
 def infer_task(y: pd.Series) -> str:
@@ -219,21 +229,27 @@ def infer_task(y: pd.Series) -> str:
     return REGRESSION
 
 
-def _target(y: pd.Series, task: str, where: str, name: str) -> np.ndarray:
+def _target(y: pd.Series, task: str, where: str, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Regression: floats. Classification: codes 0..k-1 in sorted label order, and the labels.
+
+    Every learner then sees the same integer classes (XGBoost accepts nothing else), and
+    the positive class of a binary task is the greater label, as in scikit-learn.
+    """
     if task == REGRESSION:
         if not pdt.is_numeric_dtype(y) or pdt.is_bool_dtype(y):
             raise DatasetError(f"{where}.task: target '{name}' is not numeric, so it cannot be a regression target")
-        return y.to_numpy(dtype=float)
+        return y.to_numpy(dtype=float), None
     arr = y.to_numpy()
     if arr.dtype.kind in "OUT":
         arr = arr.astype(str)
     elif arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
         arr = arr.astype(np.int64)
-    if len(np.unique(arr)) < 2:
+    labels, codes = np.unique(arr, return_inverse=True)
+    if len(labels) < 2:
         raise DatasetError(
             f"{where}.target: target '{name}' has a single class ({arr[0].item()!r}); nothing to classify"
         )
-    return arr
+    return codes.astype(np.int64), labels
 
 
 def _normalise_types(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:

@@ -104,7 +104,7 @@ def test_console_script_version():
 def test_validate_smoke_suite():
     proc = harness("validate", "suites/smoke.yaml")
     assert proc.returncode == 0, proc.stderr
-    assert "suites/smoke.yaml: ok (3 datasets, 5 estimators, 45 folds)" in proc.stdout
+    assert "suites/smoke.yaml: ok (3 datasets, 7 estimators, 63 folds)" in proc.stdout
     assert proc.stderr == ""
 
 
@@ -198,13 +198,13 @@ def test_run_real_smoke_suite_rerun_and_report(tmp_path):
 
     results = pd.read_csv(csv)
     assert list(results.columns) == CSV_COLUMNS + SMOKE_METRICS + CSV_TAIL
-    assert len(results) == 45  # 3 datasets x 5 estimators x 3 folds, one row per fold
+    assert len(results) == 63  # 3 datasets x 7 estimators x 3 folds, one row per fold
     assert results.groupby(["dataset", "estimator"]).size().eq(3).all()
     assert not results.duplicated(["dataset", "estimator", "repeat", "fold"]).any()
     skipped = results[results["status"] == "skipped"]
     assert set(zip(skipped["dataset"], skipped["estimator"], strict=True)) == {("diabetes", "knn")}
     ok = results[results["status"] == "ok"]
-    assert len(ok) == 42
+    assert len(ok) == 60
     assert ok["error"].isna().all()
     assert (ok["n_train"] + ok["n_test"]).groupby(ok["dataset"]).unique().map(list).to_dict() == {
         "iris": [150],
@@ -223,13 +223,13 @@ def test_run_real_smoke_suite_rerun_and_report(tmp_path):
     assert "Skipped: **knn**" in text
 
     first = db_rows(db)
-    assert len(first) == 45
+    assert len(first) == 63
     (first_run,) = {run_id for run_id, _ in first}
 
     # The same command again computes nothing: every fold is already in the store.
     proc = harness("run", SMOKE, "--out", out, "--threads", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "45 folds already in the store; 0 to compute" in proc.stdout
+    assert "63 folds already in the store; 0 to compute" in proc.stdout
     assert sorted(db_rows(db)) == sorted(first)  # same keys, same run_id: nothing rewritten
     runs = db_rows(db, "SELECT run_id FROM runs ORDER BY started")
     assert len(runs) == 2 and runs[0][0] == first_run
@@ -243,7 +243,7 @@ def test_run_real_smoke_suite_rerun_and_report(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert csv.read_text() == csv_text
     assert board.read_text() == board_text
-    assert len(db_rows(db)) == 45
+    assert len(db_rows(db)) == 63
 
 
 def test_dry_run_prints_the_plan_and_fits_nothing(tiny_smoke, tmp_path, cli):

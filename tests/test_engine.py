@@ -234,3 +234,17 @@ def test_thread_limits_reach_every_learner():
     assert params["lgbm__lgbmclassifier__n_jobs"] == 3
     assert threads_per_worker(2, None) >= 1
     assert threads_per_worker(1, 5) == 5
+
+
+@pytest.mark.parametrize("model", ["xgboost", "lightgbm", "hist_gradient_boosting", "linear"])
+def test_string_labels_work_for_every_learner(tmp_path, model):
+    """Labels are encoded once per dataset (sorted), so XGBoost's 0..k-1 requirement holds everywhere."""
+    ds = {"name": "penguins", "source": str(ROOT / "datasets/penguins.csv"), "target": "species", "drop": ["year"]}
+    _, rows = _run(
+        tmp_path,
+        [ds],
+        [{"name": "m", "model": model, "params": {"n_estimators": 10} if model in ("xgboost", "lightgbm") else {}}],
+        {"classification": ["accuracy", "log_loss"], "regression": ["r2"]},
+    )
+    assert (rows["status"] == "ok").all(), rows["error"].tolist()
+    assert rows["accuracy"].min() > 0.85

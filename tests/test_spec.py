@@ -429,7 +429,7 @@ def test_nothing_is_fitted_or_stored_for_an_invalid_suite(suite_dir, monkeypatch
 @pytest.mark.parametrize(
     ("name", "tasks", "n_folds"),
     [
-        ("smoke", {"iris": "classification", "diabetes": "regression", "penguins": "classification"}, 45),
+        ("smoke", {"iris": "classification", "diabetes": "regression", "penguins": "classification"}, 63),
         (
             "tabular",
             {
@@ -476,7 +476,11 @@ def test_task_inference_and_override(tmp_path, y, task, expected_task, expected_
     frame = pd.DataFrame({"x": np.linspace(0, 1, len(y)), "y": y})
     ds = _load_csv(tmp_path, frame, target="y", task=task)
     assert ds.task == expected_task
-    assert ds.y.dtype.kind == expected_kind
+    if expected_task == "classification":  # codes 0..k-1 in sorted label order; the labels are kept
+        assert ds.y.dtype.kind == "i" and ds.y.min() == 0
+        assert ds.labels.dtype.kind == expected_kind and list(ds.labels) == sorted(ds.labels)
+    else:
+        assert ds.y.dtype.kind == expected_kind and ds.labels is None
     assert len(ds.y) == len(y)
 
 
@@ -485,7 +489,7 @@ def test_penguins_categoricals_detected_and_missing_kept_missing():
     assert ds.task == "classification"
     assert ds.categorical == ["island", "sex"]
     assert ds.numeric == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-    assert sorted(set(ds.y)) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert list(ds.labels) == ["Adelie", "Chinstrap", "Gentoo"] and sorted(set(ds.y)) == [0, 1, 2]
     # 11 rows have NA in sex: they stay missing (imputed per fold), not a category called 'nan'
     assert int(ds.X["sex"].isna().sum()) == 11
     assert set(ds.X["sex"].dropna()) == {"male", "female"}
@@ -497,7 +501,7 @@ def test_rows_with_missing_target_are_dropped_with_a_note():
     ds = load_dataset(DatasetSpec(name="penguins", source=str(PENGUINS), target="sex", drop=["year"]))
     assert ds.notes == ["dropped 11 rows with a missing target"]
     assert len(ds.X) == len(ds.y) == 344 - 11
-    assert set(ds.y) == {"male", "female"}
+    assert list(ds.labels) == ["female", "male"] and set(ds.y) == {0, 1}
     assert "species" in ds.categorical
 
 

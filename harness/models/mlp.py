@@ -4,9 +4,9 @@
 receive features the fold's pipeline has already imputed, scaled and one-hot encoded,
 so they only have to train well and fast:
 
-- each fit moves its data to the device once as tensors and iterates over shuffled
-  index batches (no DataLoader, no per-sample Python work), which is what makes them
-  several times faster per epoch than scikit-learn's MLP on CPU;
+- each fit moves its data to the device once as float32 tensors and iterates over
+  shuffled index batches (no DataLoader, no per-sample Python work), so an epoch costs
+  little more than its matrix products (bench/mlp.py compares with scikit-learn's MLP);
 - early stopping on an internal validation split (stratified for classification)
   restores the weights of the epoch with the lowest validation loss, so the default
   of many epochs cannot overfit a small dataset badly;

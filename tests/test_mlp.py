@@ -1,0 +1,332 @@
+"""The torch MLP estimators: scikit-learn contract, determinism, training behaviour, fine-tuning.
+
+Everything runs on tiny data with small networks and one torch thread, so the file
+takes seconds on two cores; nothing here needs a GPU.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.metrics import log_loss
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import harness.models.mlp as mlp
+from harness.models import TorchMLPClassifier, TorchMLPRegressor
+from harness.preprocess import Columns, Tags, make_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small, fast settings that still learn the checks' toy problems (their score thresholds apply).
+TINY = {"hidden_sizes": (16,), "max_epochs": 20, "batch_size": 32, "lr": 0.01, "n_threads": 1}
+
+# Checks that do not apply, with the reason. None today: every applicable check passes
+# with the TINY settings, early stopping included.
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {"TorchMLPClassifier": {}, "TorchMLPRegressor": {}}
+
+
+def _tiny(cls, **params):
+    return cls(**{**TINY, **params})
+
+
+def _blobs(n: int = 200, n_classes: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    X, y = make_classification(
+        n_samples=n, n_features=6, n_informative=4, n_redundant=0, n_classes=n_classes, random_state=seed
+    )
+    return X.astype(np.float32), y
+
+
+# ---------------------------------------------------------------- scikit-learn contract
+
+
+@parametrize_with_checks(
+    [_tiny(TorchMLPClassifier), _tiny(TorchMLPRegressor)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__],
+)
+def test_sklearn_contract(estimator, check):
+    check(estimator)
+
+
+def test_init_only_stores_parameters_and_fit_checks_them():
+    model = TorchMLPClassifier(activation="swish", hidden_sizes=[8, 4])  # no error yet: __init__ only stores
+    assert model.get_params()["hidden_sizes"] == [8, 4]
+    X, y = _blobs(40)
+    with pytest.raises(ValueError, match="activation='swish' is not one of"):
+        model.fit(X, y)
+    with pytest.raises(ValueError, match="dropout"):
+        _tiny(TorchMLPClassifier, dropout=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="nesterov"):
+        _tiny(TorchMLPClassifier, optimizer="sgd", momentum=0.0, nesterov=True).fit(X, y)
+    with pytest.raises(ValueError, match=r"finetune='head'.*pretrained"):
+        _tiny(TorchMLPClassifier, finetune="head").fit(X, y)
+
+
+def test_dataframe_input_and_list_hidden_sizes():
+    X, y = _blobs(60)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    model = _tiny(TorchMLPClassifier, hidden_sizes=[8, 8]).fit(frame, y)
+    assert list(model.feature_names_in_) == list(frame.columns)
+    assert model.n_features_in_ == 6
+    assert model.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert clone(model).get_params() == model.get_params()
+    linear = _tiny(TorchMLPClassifier, hidden_sizes=()).fit(frame, y)  # no hidden layer: logistic regression
+    assert linear.layer_sizes_ == [6, 2] and linear.predict(frame).shape == (60,)
+
+
+def test_through_the_fold_preprocessing_with_categoricals_and_missing_values():
+    """What the harness builds: impute + scale + one-hot in front of the MLP."""
+    rng = np.random.default_rng(0)
+    n = 120
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=n), "b": rng.normal(size=n), "colour": rng.choice(["red", "green", None], size=n)}
+    )
+    y = np.where(frame["a"].fillna(0) + (frame["colour"] == "red") > 0.3, "yes", "no")
+    frame.loc[[1, 7, 20], "a"] = np.nan
+    columns = Columns(numeric=["a", "b"], categorical=["colour"], has_missing=True)
+    for model, target in ((_tiny(TorchMLPClassifier), y), (_tiny(TorchMLPRegressor), frame["b"].to_numpy() * 3)):
+        pipe = make_pipeline(model, Tags(scale=True, impute=True, categorical="onehot"), columns)
+        predictions = pipe.fit(frame, target).predict(frame)
+        assert predictions.shape == (n,)
+        assert pipe[-1].n_features_in_ == 5  # a, b, and three one-hot columns (missing is a category)
+
+
+# ---------------------------------------------------------------- determinism
+
+_CHILD = """
+import sys, numpy as np
+sys.path.insert(0, {root!r})
+from sklearn.datasets import make_classification
+from harness.models import TorchMLPClassifier
+X, y = make_classification(n_samples=200, n_features=6, n_informative=4, n_redundant=0, random_state=0)
+X = X.astype(np.float32)
+model = TorchMLPClassifier(hidden_sizes=(16,), max_epochs=20, batch_size=32, lr=0.01, n_threads=1,
+                           dropout=0.2, random_state=7).fit(X, y)
+np.save({out!r}, model.predict_proba(X))
+"""
+
+
+def _fit_proba(seed: int) -> np.ndarray:
+    X, y = _blobs(200)
+    return _tiny(TorchMLPClassifier, dropout=0.2, random_state=seed).fit(X, y).predict_proba(X)
+
+
+def test_same_random_state_same_predictions_and_global_rng_untouched():
+    before = torch.random.get_rng_state()
+    first, second = _fit_proba(7), _fit_proba(7)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, _fit_proba(8))
+    assert torch.equal(before, torch.random.get_rng_state())
+
+
+@pytest.mark.slow
+def test_same_predictions_in_two_processes(tmp_path):
+    paths = [tmp_path / f"proba{i}.npy" for i in range(2)]
+    children = [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(_CHILD).format(root=str(ROOT), out=str(p))])
+        for p in paths
+    ]  # side by side: each child is mostly interpreter start-up and imports
+    assert [child.wait(timeout=120) for child in children] == [0, 0]
+    outputs = [np.load(p) for p in paths]
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    np.testing.assert_array_equal(outputs[0], _fit_proba(7))  # and the same as in this process
+
+
+# ---------------------------------------------------------------- training behaviour
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch():
+    """Pure-noise labels and a large network: validation loss rises after a few epochs."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 10)).astype(np.float32)
+    y = rng.integers(0, 2, size=120)
+    model = TorchMLPClassifier(
+        hidden_sizes=(128, 128), lr=3e-3, dropout=0.0, batch_size=16, max_epochs=200, patience=5,
+        validation_fraction=0.25, schedule="none", n_threads=1, random_state=0,
+    ).fit(X, y)  # fmt: skip
+    losses = [h["valid_loss"] for h in model.history_]
+    assert model.n_epochs_ < 200
+    assert model.best_epoch_ == int(np.argmin(losses)) + 1
+    assert model.n_epochs_ == model.best_epoch_ + model.patience
+    assert losses[-1] > min(losses)  # the last epoch was worse, so restoring mattered
+    valid = model.validation_indices_
+    assert len(valid) == 30 and abs(y[valid].mean() - 0.5) < 0.2  # stratified split of the training rows
+    restored = log_loss(y[valid], model.predict_proba(X[valid]), labels=model.classes_)
+    assert restored == pytest.approx(min(losses), rel=1e-5)
+
+
+@pytest.mark.parametrize("schedule", ["none", "cosine", "onecycle", "reduce_on_plateau"])
+def test_each_schedule_shapes_the_learning_rate(schedule):
+    X, y = _blobs(160)
+    model = _tiny(TorchMLPClassifier, schedule=schedule, max_epochs=10, lr=0.01, early_stopping=False, random_state=0)
+    lrs = np.array([h["lr"] for h in model.fit(X, y).history_])
+    assert len(lrs) == 10
+    if schedule == "none":
+        np.testing.assert_allclose(lrs, 0.01)
+    elif schedule == "cosine":
+        assert lrs[0] == pytest.approx(0.01) and np.all(np.diff(lrs) < 0)
+    elif schedule == "onecycle":
+        peak = int(np.argmax(lrs))
+        assert 0 < peak < 9 and np.all(np.diff(lrs[: peak + 1]) > 0) and np.all(np.diff(lrs[peak:]) < 0)
+    else:
+        assert np.all(np.diff(lrs) <= 0)
+
+
+def test_reduce_on_plateau_lowers_the_rate_when_validation_stalls():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(120, 10)).astype(np.float32), rng.integers(0, 2, size=120)
+    model = _tiny(TorchMLPClassifier, hidden_sizes=(64, 64), patience=6, max_epochs=60, random_state=0).fit(X, y)
+    lrs = [h["lr"] for h in model.history_]
+    reductions = np.log(np.array(lrs) / 0.01) / np.log(mlp._PLATEAU_FACTOR)  # each lr is 0.01 x factor^k
+    assert lrs[0] == 0.01 and reductions.max() >= 1 - 1e-9
+    np.testing.assert_allclose(reductions, np.round(reductions), atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd", "rmsprop"])
+def test_each_optimizer_trains(optimizer):
+    X, y = _blobs(200)
+    params = {"nesterov": True} if optimizer == "sgd" else {}
+    model = _tiny(TorchMLPClassifier, optimizer=optimizer, early_stopping=False, random_state=0, **params).fit(X, y)
+    losses = [h["train_loss"] for h in model.history_]
+    assert losses[-1] < 0.7 * losses[0]
+    assert model.score(X, y) > 0.85
+
+
+def test_regression_target_scaling_round_trips():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5)).astype(np.float32)
+    signal = X @ np.array([1.0, -2.0, 0.5, 0.0, 1.5])
+    y = 1000 + 500 * signal / signal.std() + rng.normal(scale=5, size=400)
+    model = _tiny(TorchMLPRegressor, hidden_sizes=(32,), max_epochs=60, early_stopping=False, random_state=0)
+    predictions = model.fit(X, y).predict(X)
+    assert model.y_mean_[0] == pytest.approx(y.mean()) and model.y_scale_[0] == pytest.approx(y.std())
+    assert predictions.shape == (400,)
+    assert np.sqrt(np.mean((predictions - y) ** 2)) < 25  # < 5% of the target's std, in original units
+    both = model.fit(X, np.column_stack([y, -y / 100])).predict(X)
+    assert both.shape == (400, 2) and np.corrcoef(both[:, 1], -y)[0, 1] > 0.99
+
+
+def test_class_weight_balanced_weights_the_loss():
+    X, y = make_classification(n_samples=400, n_features=6, weights=[0.9, 0.1], flip_y=0.05, random_state=3)
+    plain = _tiny(TorchMLPClassifier, random_state=0).fit(X, y)
+    balanced = _tiny(TorchMLPClassifier, class_weight="balanced", random_state=0).fit(X, y)
+    counts = np.bincount(y)
+    assert plain.class_weight_ is None
+    np.testing.assert_allclose(balanced.class_weight_, len(y) / (2 * counts))
+    loss = balanced._loss(torch.as_tensor(balanced.class_weight_, dtype=torch.float32))
+    np.testing.assert_allclose(loss.weight.numpy(), balanced.class_weight_, rtol=1e-6)
+    assert balanced.history_[0]["train_loss"] != plain.history_[0]["train_loss"]
+    minority = y == 1
+    assert balanced.predict(X)[minority].mean() > plain.predict(X)[minority].mean()  # minority recall rises
+    by_label = _tiny(TorchMLPClassifier, class_weight={0: 1.0, 1: 5.0}, random_state=0).fit(X, y)
+    np.testing.assert_allclose(by_label.class_weight_, [1.0, 5.0])
+
+
+@pytest.mark.parametrize("labels", [["no", "yes"], ["cat", "dog", "emu"]])
+def test_string_labels_and_probabilities(labels):
+    X, y = _blobs(150, n_classes=len(labels))
+    named = np.array(labels, dtype=object)[y]
+    model = _tiny(TorchMLPClassifier, random_state=0).fit(X, named)
+    assert list(model.classes_) == labels
+    proba = model.predict_proba(X)
+    assert proba.shape == (150, len(labels))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert set(model.predict(X)) <= set(labels)
+    assert model.score(X, named) > 0.7  # it learns (chance is 0.5 or 0.33); labels are the point here
+
+
+# ---------------------------------------------------------------- fine-tuning
+
+
+def _source_and_target(seed: int):
+    """One generator, split: 5,000 source rows, 200 target training rows, 1,000 target test rows."""
+    X, y = make_classification(
+        n_samples=6200, n_features=20, n_informative=12, n_redundant=4, class_sep=0.8, random_state=seed
+    )
+    X = X.astype(np.float32)
+    return (X[:5000], y[:5000]), (X[5000:5200], y[5000:5200]), (X[5200:], y[5200:])
+
+
+FINETUNE = {"hidden_sizes": (64, 64), "batch_size": 32, "early_stopping": False, "n_threads": 1}
+
+
+def test_finetuning_beats_training_from_scratch(tmp_path):
+    gains = []
+    for seed in range(3):
+        source, (X_train, y_train), (X_test, y_test) = _source_and_target(seed)
+        pretrain = TorchMLPClassifier(**{**FINETUNE, "batch_size": 128}, max_epochs=5, random_state=seed)
+        path = pretrain.fit(*source).save_pretrained(tmp_path / f"source{seed}.pt")
+        scratch = TorchMLPClassifier(**FINETUNE, max_epochs=10, random_state=seed).fit(X_train, y_train)
+        tuned = TorchMLPClassifier(**FINETUNE, max_epochs=10, lr=3e-4, pretrained=path, random_state=seed)
+        gains.append(tuned.fit(X_train, y_train).score(X_test, y_test) - scratch.score(X_test, y_test))
+    assert min(gains) > 0 and np.mean(gains) > 0.03, gains  # measured: about +0.1 accuracy for each seed
+
+
+def test_finetune_head_trains_only_the_output_layer(tmp_path):
+    source, (X_train, y_train), _ = _source_and_target(0)
+    small = {**FINETUNE, "hidden_sizes": (16,), "batch_norm": True, "max_epochs": 3}
+    base = TorchMLPClassifier(**small, random_state=0).fit(source[0][:500], source[1][:500])
+    path = base.save_pretrained(tmp_path / "base.pt")
+    payload = torch.load(path, weights_only=True)  # plain tensors and lists: safe to load
+    assert payload["layer_sizes"] == [20, 16, 2]
+    head = TorchMLPClassifier(**small, finetune="head", lr=0.01, pretrained=path, random_state=1).fit(X_train, y_train)
+    for name, value in base.module_.body.state_dict().items():  # weights and batch-norm statistics
+        torch.testing.assert_close(head.module_.body.state_dict()[name], value, rtol=0, atol=0)
+    assert not torch.equal(head.module_.head.weight, base.module_.head.weight)
+
+
+def test_pretrained_head_is_reinitialised_for_other_classes_and_body_must_match(tmp_path):
+    source, _, _ = _source_and_target(0)
+    path = (
+        _tiny(TorchMLPClassifier, random_state=0)
+        .fit(source[0][:300], source[1][:300])
+        .save_pretrained(tmp_path / "w.pt")
+    )
+    three = np.arange(300) % 3
+    model = _tiny(TorchMLPClassifier, pretrained=path, max_epochs=2).fit(source[0][:300], three)
+    assert model.predict_proba(source[0][:5]).shape == (5, 3)
+    # Dropout and activation carry no weights: the saved body loads whatever they are.
+    _tiny(TorchMLPClassifier, pretrained=path, dropout=0.0, activation="tanh").fit(source[0][:300], source[1][:300])
+    with pytest.raises(ValueError, match=r"layer sizes \[20, 16\].*\[20, 32\].*hidden_sizes"):
+        _tiny(TorchMLPClassifier, hidden_sizes=(32,), pretrained=path).fit(source[0][:300], source[1][:300])
+    with pytest.raises(ValueError, match=r"layer sizes \[20, 16\].*\[19, 16\]"):
+        _tiny(TorchMLPClassifier, pretrained=path).fit(source[0][:300, :19], source[1][:300])
+
+
+# ---------------------------------------------------------------- device and threads
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: device='cuda' is valid here")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    X, y = _blobs(40)
+    model = _tiny(TorchMLPClassifier, device="cuda")
+    with pytest.raises(ValueError, match=r"device='cuda' but torch finds no CUDA GPU"):
+        model.fit(X, y)
+    assert _tiny(TorchMLPClassifier, device="auto", mixed_precision=True).fit(X, y).device_ == "cpu"
+
+
+def test_n_threads_applies_during_fit_and_is_restored(monkeypatch):
+    seen: list[int] = []
+    forward = mlp.MLPNetwork.forward
+
+    def spy(self, x):
+        seen.append(torch.get_num_threads())
+        return forward(self, x)
+
+    monkeypatch.setattr(mlp.MLPNetwork, "forward", spy)
+    previous = torch.get_num_threads()
+    target = 1 if previous != 1 else 2
+    X, y = _blobs(60)
+    _tiny(TorchMLPClassifier, n_threads=target, max_epochs=2).fit(X, y)
+    assert seen and set(seen) == {target}
+    assert torch.get_num_threads() == previous
+    seen.clear()
+    _tiny(TorchMLPClassifier, n_threads=None, max_epochs=1).fit(X, y)
+    assert set(seen) == {previous}
