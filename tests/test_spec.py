@@ -439,7 +439,7 @@ def test_nothing_is_fitted_or_stored_for_an_invalid_suite(suite_dir, monkeypatch
                 "penguins": "classification",
                 "synth": "classification",
             },
-            225,
+            275,
         ),
     ],
 )
