@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +59,15 @@ class Dataset:
             labels = None if self.labels is None else [str(v) for v in self.labels]
             self.fingerprint = fingerprint(self.X, self.y, self.task, self.categorical, self.groups, labels)
 
-    @property
+    @cached_property
     def numeric(self) -> list[str]:
         return [c for c in self.X.columns if c not in set(self.categorical)]
 
-    @property
+    @cached_property
     def has_missing(self) -> bool:
         return bool(self.X.isna().to_numpy().any())
 
-    @property
+    @cached_property
     def classes(self) -> np.ndarray | None:
         return np.unique(self.y) if self.task == CLASSIFICATION else None
 

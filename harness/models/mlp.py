@@ -126,16 +126,19 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _check_number(
-    name: str, value: Any, low: float, high: float = math.inf, *, integer: bool = False, open_low: bool = False
+    name: str, value: Any, low: float, high: float = math.inf, *, integer: bool = False, closed: str = "[]"
 ) -> None:
+    """`value` is a number (an int if `integer`, never a bool) in the interval `closed[0] low, high closed[1]`."""
     kind = numbers.Integral if integer else numbers.Real
     ok = isinstance(value, kind) and not isinstance(value, bool)
     if ok:
-        ok = (value > low if open_low else value >= low) and value <= high
+        above = value >= low if closed[0] == "[" else value > low
+        below = value <= high if closed[1] == "]" else value < high
+        ok = above and below
     if not ok:
         what = "an integer" if integer else "a number"
-        bounds = f"{'>' if open_low else '>='} {low}" + (f" and <= {high}" if high < math.inf else "")
-        raise ValueError(f"{name}={value!r} must be {what} {bounds}")
+        interval = f"{closed[0]}{low:g}, {high:g}{closed[1]}" if high < math.inf else f"{closed[0]}{low:g}, inf)"
+        raise ValueError(f"{name}={value!r} must be {what} in {interval}")
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -361,13 +364,13 @@ class _BaseTorchMLP(BaseEstimator):
         _check_choice("finetune", self.finetune, FINETUNE_MODES)
         for name in ("batch_norm", "nesterov", "early_stopping", "mixed_precision"):
             _check_bool(name, getattr(self, name))
-        _check_number("dropout", self.dropout, 0, 1 - 1e-9)
-        _check_number("lr", self.lr, 0, open_low=True)
+        _check_number("dropout", self.dropout, 0, 1, closed="[)")
+        _check_number("lr", self.lr, 0, closed="()")
         _check_number("weight_decay", self.weight_decay, 0)
-        _check_number("momentum", self.momentum, 0, 1 - 1e-9)
+        _check_number("momentum", self.momentum, 0, 1, closed="[)")
         _check_number("batch_size", self.batch_size, 1, integer=True)
         _check_number("max_epochs", self.max_epochs, 1, integer=True)
-        _check_number("validation_fraction", self.validation_fraction, 0, 1 - 1e-9, open_low=True)
+        _check_number("validation_fraction", self.validation_fraction, 0, 1, closed="()")
         _check_number("patience", self.patience, 1, integer=True)
         _check_number("verbose", self.verbose, 0, integer=True)
         if self.n_threads is not None:
