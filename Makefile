@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 N_JOBS ?= 2
 # Installed before the project so that pip does not pull a multi-GB CUDA build to satisfy
-# the project's `torch>=2.2` range; on a GPU machine use e.g. TORCH_SPEC='torch==2.13.0'
+# the project's `torch>=2.4` range; on a GPU machine use e.g. TORCH_SPEC='torch==2.13.0'
 # from the CUDA index, or any torch that satisfies the range.
 TORCH_SPEC ?= torch==2.13.0
 

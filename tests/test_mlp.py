@@ -61,12 +61,28 @@ def test_init_only_stores_parameters_and_fit_checks_them():
     X, y = _blobs(40)
     with pytest.raises(ValueError, match="activation='swish' is not one of"):
         model.fit(X, y)
-    with pytest.raises(ValueError, match="dropout"):
+    with pytest.raises(ValueError, match=r"dropout=1.5 must be a number in \[0, 1\)"):
         _tiny(TorchMLPClassifier, dropout=1.5).fit(X, y)
+    with pytest.raises(ValueError, match=r"batch_size=0 must be an integer in \[1, inf\)"):
+        _tiny(TorchMLPClassifier, batch_size=0).fit(X, y)
     with pytest.raises(ValueError, match="nesterov"):
         _tiny(TorchMLPClassifier, optimizer="sgd", momentum=0.0, nesterov=True).fit(X, y)
     with pytest.raises(ValueError, match=r"finetune='head'.*pretrained"):
         _tiny(TorchMLPClassifier, finetune="head").fit(X, y)
+
+
+@pytest.mark.parametrize("init", mlp.INITS)
+def test_each_initialisation_and_activation_trains(init):
+    X, y = _blobs(120)
+    for activation in mlp.ACTIVATIONS:
+        model = _tiny(TorchMLPClassifier, init=init, activation=activation, hidden_sizes=(16, 8), max_epochs=5)
+        model.fit(X, y)
+        assert np.isfinite(model.history_[-1]["train_loss"])
+        if init != "default":  # He and Xavier start from zero biases (seeded: same weights every fit)
+            first = clone(model).set_params(max_epochs=1, lr=1e-12, random_state=0).fit(X, y)
+            again = clone(first).fit(X, y)
+            assert float(first.module_.head.bias.detach().abs().max()) < 1e-6
+            torch.testing.assert_close(first.module_.body[0][0].weight, again.module_.body[0][0].weight)
 
 
 def test_dataframe_input_and_list_hidden_sizes():
