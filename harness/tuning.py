@@ -239,9 +239,20 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
                 raise optuna.TrialPruned()
         return float(np.mean(scores))
 
+    # Workers sharing the study stop together once the study as a whole reaches its budget.
+    callbacks = [] if plan.trials is None else [optuna.study.MaxTrialsCallback(plan.trials, states=_states())]
     if n_trials != 0 and (timeout is None or timeout > 0):
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,), gc_after_trial=False)
+        study.optimize(
+            objective, n_trials=n_trials, timeout=timeout, catch=(Exception,), callbacks=callbacks, gc_after_trial=False
+        )
     return _outcome(study, plan, time.perf_counter() - start)
+
+
+def _states() -> tuple[Any, ...]:
+    import optuna
+
+    states = optuna.trial.TrialState
+    return (states.COMPLETE, states.PRUNED, states.FAIL)
 
 
 def make_storage(url: str) -> Any:

@@ -269,3 +269,27 @@ def test_regression_tuning_minimises_a_loss(tmp_path):
         assert extra["tuning"]["best_value"] == min(values)  # rmse: lower is better
     assert (rows["status"] == "ok").all() and rows["rmse"].notna().all()
     assert REGRESSION in TASKS and np.isfinite(rows["r2"]).all()
+
+
+_WORKER = """
+import sys, time
+from harness.tuning import StudyPlan, parse_space, run_study
+plan = StudyPlan(name="shared", storage=sys.argv[1], space=parse_space({"x": {"float": [0, 1]}}), metric="accuracy",
+                 maximize=True, trials=12, pruner="none", seed=int(sys.argv[2]))
+def evaluate(params, k):
+    time.sleep(0.1)
+    return params["x"]
+run_study(plan, evaluate, 1)
+"""
+
+
+def test_two_workers_share_one_study_and_its_budget(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    optuna.create_study(study_name="shared", storage=storage, direction="maximize")  # avoid a creation race
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, storage, str(i)], cwd=ROOT, env=env) for i in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    finished = [t for t in trials if t.state.is_finished()]
+    assert 12 <= len(finished) <= 13  # the budget is the study's, not each worker's (one trial may be in flight)
+    assert len({t.number for t in trials}) == len(trials)
