@@ -33,7 +33,7 @@ from harness.registry import DEFAULT_ALLOWED_MODULES, Resolved, Resolver, build
 from harness.spec import Suite, did_you_mean
 from harness.splits import cv_definition, make_splits
 from harness.store import FAILED, FoldResult, Store
-from harness.tuning import StudyPlan, parse_space
+from harness.tuning import StudyPlan, make_storage, parse_space
 
 KEY_PACKAGES = ("harness", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "xgboost", "lightgbm", "torch")
 
@@ -311,6 +311,8 @@ def study_plan(task: FoldTask, suite: Suite, name: str, storage: str, deadline: 
 
 def _attach_studies(todo: list[FoldTask], suite: Suite, storage: str, deadline: float | None, threads: int) -> None:
     """Nested: each fold gets its own study. tune_then_cv: one study on all rows, run here, shared by the folds."""
+    if any(t.resolved.tune is not None for t in todo):
+        make_storage(storage)  # create the tables here, before workers race to create them
     cells: dict[tuple[str, str], list[FoldTask]] = {}
     for t in todo:
         if t.resolved.tune is None:

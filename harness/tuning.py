@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
 MODES = ("nested", "tune_then_cv")
+HEARTBEAT_S, GRACE_S = 1, 4
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,6 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
         sampler=make_sampler(plan.sampler, plan.seed, plan.space),
         pruner=make_pruner(plan.pruner),
     )
-    _fail_stale_trials(study)
     finished = [t for t in study.trials if t.state.is_finished()]
     n_trials = None if plan.trials is None else max(0, plan.trials - len(finished))
     if plan.sampler == "grid":
@@ -260,7 +261,13 @@ def make_storage(url: str) -> Any:
     import optuna
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    # Heartbeats tell a trial left RUNNING by a killed worker (failed once its heartbeat is
+    # older than the grace period) from one a live worker sharing the study is running.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+        )
 
 
 def _timeout(plan: StudyPlan) -> float | None:
@@ -268,15 +275,6 @@ def _timeout(plan: StudyPlan) -> float | None:
     if plan.deadline is not None:
         limits.append(plan.deadline - time.time())
     return min(limits) if limits else None
-
-
-def _fail_stale_trials(study: Any) -> None:
-    """Trials left RUNNING by a killed run are marked FAIL so the budget counts them once."""
-    import optuna
-
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.RUNNING:
-            study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
 
 
 def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:

@@ -21,7 +21,7 @@ from harness.registry import REGISTRY, allowed_modules, build, default_space
 from harness.runner import RunOptions, prepare, run_suite
 from harness.spec import parse_suite
 from harness.store import Store
-from harness.tuning import PRUNERS, SAMPLERS, StudyPlan, parse_space, run_study, suggest
+from harness.tuning import GRACE_S, PRUNERS, SAMPLERS, StudyPlan, parse_space, run_study, suggest
 from tests.test_registry import _suite, _tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,16 +92,14 @@ run_study(plan, evaluate, 1)
 
 def test_killed_study_resumes_with_its_finished_trials_kept(tmp_path):
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    optuna.create_study(study_name="s", storage=storage, direction="maximize")  # no creation race with the poller
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLABLE, storage], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
     )
     deadline = time.time() + 60
     done: list = []
     while time.time() < deadline and proc.poll() is None:
-        try:
-            done = [t for t in optuna.load_study(study_name="s", storage=storage).trials if t.state.is_finished()]
-        except KeyError:
-            done = []
+        done = [t for t in optuna.load_study(study_name="s", storage=storage).trials if t.state.is_finished()]
         if len(done) >= 4:
             break
         time.sleep(0.1)
@@ -111,12 +109,13 @@ def test_killed_study_resumes_with_its_finished_trials_kept(tmp_path):
     kept = {t.number: t.value for t in before if t.state.is_finished()}
     stale = sum(t.state == optuna.trial.TrialState.RUNNING for t in before)
     assert 4 <= len(kept) < 20
+    time.sleep(GRACE_S + 1)  # the killed worker's heartbeat goes stale
     calls = []
     plan = _plan(tmp_path, {"x": {"float": [0, 1]}}, trials=20, pruner="none")
     outcome = run_study(plan, lambda p, k: calls.append(p) or p["x"], 1)
     trials = optuna.load_study(study_name="s", storage=storage).trials
     finished = [t for t in trials if t.state.is_finished()]
-    assert len(finished) == 20  # the killed run's trials count, the stale RUNNING one as FAIL
+    assert len(finished) == 20  # the killed run's trials count, the stale RUNNING one as FAIL (no heartbeat)
     assert {t.number: t.value for t in finished if t.number in kept} == kept
     assert len(calls) == 20 - len(kept) - stale  # only the missing trials ran
     assert sum(t.state == optuna.trial.TrialState.FAIL for t in trials) == stale
