@@ -183,17 +183,23 @@ def _print_plan(plan, options) -> None:
     from harness.store import Store
 
     db = output_dir(plan.suite, options.out) / "results.db"
-    done = Store(db).done_keys() if db.is_file() else set()
+    done: set[str] = set()
+    if db.is_file() and not options.force:
+        with Store(db) as store:
+            done = store.done_keys()
+    cells: dict[tuple[str, str], list] = {}
+    for t in plan.tasks:  # one pass, grouped by (dataset, estimator) in plan order
+        cells.setdefault((t.dataset.name, t.resolved.spec.name), []).append(t)
     table = Table(title=f"plan: {plan.suite.name}")
     for col in ("dataset", "estimator", "folds", "in store", "to run"):
         table.add_column(col)
     todo_total = 0
-    for (ds, est), n in plan.counts().items():
-        keys = [t.key for t in plan.tasks if t.dataset.name == ds and t.resolved.spec.name == est]
-        have = 0 if options.force else sum(k in done for k in keys)
-        skipped = next(t.resolved.skipped for t in plan.tasks if t.dataset.name == ds and t.resolved.spec.name == est)
-        todo_total += n - have
-        table.add_row(ds, est + (f" (skipped: {skipped})" if skipped else ""), str(n), str(have), str(n - have))
+    for (ds, est), tasks in cells.items():
+        have = sum(t.key in done for t in tasks)
+        skipped = tasks[0].resolved.skipped
+        todo_total += len(tasks) - have
+        label = est + (f" (skipped: {skipped})" if skipped else "")
+        table.add_row(ds, label, str(len(tasks)), str(have), str(len(tasks) - have))
     console.print(table)
     console.print(f"{len(plan.tasks)} folds in the plan, {todo_total} to run")
 

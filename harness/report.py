@@ -32,11 +32,8 @@ def write_outputs(out_dir: str | Path) -> Leaderboards:
 
 def results_frame(boards: Leaderboards) -> pd.DataFrame:
     metrics = list(dict.fromkeys(m for names in boards.metrics.values() for m in names))
-    folds = boards.folds
-    for m in metrics:
-        if m not in folds:
-            folds[m] = float("nan")
-    return folds[CSV_COLUMNS + metrics + CSV_TAIL]
+    # reindex adds a metric no fold produced as an empty column, without touching boards.folds
+    return boards.folds.reindex(columns=CSV_COLUMNS + metrics + CSV_TAIL)
 
 
 def fmt(mean: float, std: float | None = None, digits: int = 4) -> str:

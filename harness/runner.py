@@ -62,9 +62,6 @@ class Plan:
     tasks: list[FoldTask]
     loaded: dict[str, Dataset] = field(default_factory=dict)  # datasets plus pretraining sources
 
-    def counts(self) -> Counter:
-        return Counter((t.dataset.name, t.resolved.spec.name) for t in self.tasks)
-
 
 @dataclass
 class RunSummary:

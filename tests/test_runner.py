@@ -40,6 +40,16 @@ def _suite_file(tmp_path: Path, log: Path, seconds: float) -> Path:
     return path
 
 
+def _start_run(tmp_path: Path, **popen_kw) -> tuple[subprocess.Popen, list[str], Path, Path]:
+    """`harness run` of the resume suite in a subprocess: (process, command, fits log, out dir)."""
+    log = tmp_path / "fits.log"
+    path = _suite_file(tmp_path, log, seconds=0.4)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--allow-module", "tests"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, **popen_kw)
+    return proc, cmd, log, out
+
+
 def _rows(db: Path) -> int:
     try:
         with sqlite3.connect(db) as con:
@@ -50,12 +60,8 @@ def _rows(db: Path) -> int:
 
 @pytest.mark.slow
 def test_killed_run_resumes_without_duplicates_or_refits(tmp_path):
-    log = tmp_path / "fits.log"
-    path = _suite_file(tmp_path, log, seconds=0.4)
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--allow-module", "tests"]
+    proc, cmd, log, out = _start_run(tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = out / "results.db"
     deadline = time.time() + 120
     while _rows(db) < 3 and time.time() < deadline and proc.poll() is None:
@@ -150,18 +156,7 @@ def test_same_suite_same_keys_in_another_process(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_keeps_finished_folds(tmp_path):
-    log = tmp_path / "fits.log"
-    path = _suite_file(tmp_path, log, seconds=0.4)
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--allow-module", "tests"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, _, _, out = _start_run(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while _rows(out / "results.db") < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
