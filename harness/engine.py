@@ -10,6 +10,7 @@ so any joblib backend (loky here, Dask on a cluster) runs the same code.
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing as mp
 import os
 import time
@@ -27,7 +28,7 @@ from harness.datasets import Dataset
 from harness.metrics import CLASSIFICATION, METRICS, model_responses, score_fold
 from harness.preprocess import Columns
 from harness.registry import Resolved, build
-from harness.splits import Split, inner_splits
+from harness.splits import Split, inner_splits, validation_rows
 from harness.store import ERROR, OK, SKIPPED, TIMEOUT, FoldResult
 from harness.tuning import StudyOutcome, StudyPlan, run_study
 
@@ -185,15 +186,57 @@ def tune_on_rows(ds: Dataset, resolved: Resolved, rows: np.ndarray, plan: StudyP
     columns = Columns(ds.numeric, ds.categorical, ds.has_missing)
     n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
 
-    def evaluate(params: dict[str, Any], k: int) -> float | None:
+    def evaluate(params: dict[str, Any], k: int) -> tuple[float | None, int | None]:
         train, test = inner[k]
         model = build(resolved.with_params(params), columns)
         limit_threads(model, threads)
-        model.fit(ds.X.iloc[train], ds.y[train])
+        rounds = fit_early_stopped(model, ds, train, plan.early_stopping_rounds, plan.seed + k)
         responses = model_responses(model, ds.X.iloc[test], {metric.response}, n_classes)
-        return score_fold([metric.name], ds.y[test], responses, ds.classes)[0][metric.name]
+        return score_fold([metric.name], ds.y[test], responses, ds.classes)[0][metric.name], rounds
 
     return run_study(plan, evaluate, len(inner))
+
+
+EARLY_STOPPING_FRACTION = 0.1
+
+
+def boosting_library(model: Any) -> str | None:
+    """'lightgbm' or 'xgboost' when the model's final step is one of their scikit-learn estimators."""
+    final = model[-1] if hasattr(model, "steps") else model
+    root = type(final).__module__.split(".")[0]
+    return root if root in ("lightgbm", "xgboost") else None
+
+
+def fit_early_stopped(model: Any, ds: Dataset, rows: np.ndarray, rounds: int, seed: int) -> int | None:
+    """Fit on `rows`; LightGBM/XGBoost stop on a validation slice of them and return the rounds kept.
+
+    The slice comes out of `rows` (the inner training part), so the inner test fold that
+    scores the trial never steers the stopping. The preprocessing is fitted on the rest
+    only and transforms the slice, exactly as in the fold's pipeline. Other models fit as usual.
+    """
+    library = boosting_library(model) if rounds > 0 and len(rows) >= 50 else None
+    if library is None:
+        model.fit(ds.X.iloc[rows], ds.y[rows])
+        return None
+    fit, val = validation_rows(ds, rows, EARLY_STOPPING_FRACTION, seed)
+    X_fit, X_val, y_fit, y_val = ds.X.iloc[fit], ds.X.iloc[val], ds.y[fit], ds.y[val]
+    final = model
+    if hasattr(model, "steps"):
+        prep, final = model[:-1], model[-1]
+        X_fit = prep.fit_transform(X_fit, y_fit)
+        X_val = prep.transform(X_val)
+    if library == "lightgbm":
+        import lightgbm
+
+        stop = lightgbm.early_stopping(rounds, first_metric_only=True, verbose=False)
+        # LightGBM 4.7 renamed eval_set to eval_X/eval_y; the range allows older releases.
+        has_eval_x = "eval_X" in inspect.signature(final.fit).parameters
+        evals = {"eval_X": (X_val,), "eval_y": (y_val,)} if has_eval_x else {"eval_set": [(X_val, y_val)]}
+        final.fit(X_fit, y_fit, callbacks=[stop], **evals)
+        return int(final.best_iteration_ or final.n_estimators)
+    final.set_params(early_stopping_rounds=rounds)
+    final.fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
+    return int(final.best_iteration) + 1
 
 
 def fitted_extras(model: Any) -> dict[str, Any]:

@@ -303,6 +303,7 @@ def study_plan(task: FoldTask, suite: Suite, name: str, storage: str, deadline: 
         deadline=deadline,
         seed=(suite.seed * 1_000_003 + int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)) % 2**31,
         inner_folds=tune["inner_folds"],
+        early_stopping_rounds=tune.get("early_stopping_rounds", 0),
     )
 
 

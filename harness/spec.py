@@ -125,6 +125,9 @@ class TuneSpec(_Strict):
     metric: str | None = None
     mode: str = "nested"
     space: dict[str, Any] = Field(default_factory=dict)
+    # LightGBM/XGBoost inside a trial stop after this many rounds without improvement on a
+    # validation slice of the inner training part (0 = fit every sampled n_estimators).
+    early_stopping_rounds: int = Field(50, ge=0)
 
     @field_validator("sampler", "pruner", "mode")
     @classmethod

@@ -114,3 +114,16 @@ def inner_splits(dataset: Dataset, rows: np.ndarray, folds: int, seed: int) -> l
     else:
         parts = ms.KFold(folds, shuffle=True, random_state=seed).split(rows)
     return [(rows[train], rows[test]) for train, test in parts]
+
+
+def validation_rows(dataset: Dataset, rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split `rows` into (fit, validation) for early stopping; stratified when every class allows it."""
+    y = dataset.y[rows]
+    stratify = None
+    if dataset.task == CLASSIFICATION:
+        counts = np.unique(y, return_counts=True)[1]
+        n_val = max(1, round(fraction * len(rows)))
+        if counts.min() >= 2 and n_val >= len(counts) and len(rows) - n_val >= len(counts):
+            stratify = y
+    fit, val = ms.train_test_split(rows, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(fit), np.sort(val)

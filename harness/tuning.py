@@ -180,6 +180,7 @@ class StudyPlan:
     deadline: float | None = None  # wall-clock cap shared by the whole suite
     seed: int = 0
     inner_folds: int = 3
+    early_stopping_rounds: int = 0  # boosting's own early stopping inside each inner fit
 
 
 @dataclass
@@ -198,8 +199,9 @@ class StudyOutcome:
         return self.__dict__.copy()
 
 
-# One inner-fold evaluation: (params, inner fold index) -> score of the tuning metric.
-Evaluate = Callable[[dict[str, Any], int], float]
+# One inner-fold evaluation: (params, inner fold index) -> score of the tuning metric, and
+# optionally the boosting rounds early stopping kept (then the refit uses their mean).
+Evaluate = Callable[[dict[str, Any], int], float | tuple[float, int | None]]
 
 
 def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome:
@@ -229,9 +231,14 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
 
     def objective(trial: Any) -> float:
         params = suggest(trial, plan.space)
-        scores = []
+        scores, rounds = [], []
         for k in range(n_inner):
             score = evaluate(params, k)
+            if isinstance(score, tuple):
+                score, best_round = score
+                if best_round is not None:
+                    rounds.append(int(best_round))
+                    trial.set_user_attr("best_rounds", rounds)
             if score is None or not math.isfinite(score):
                 raise ValueError(f"metric {plan.metric} undefined on inner fold {k}")
             scores.append(score)
@@ -285,6 +292,7 @@ def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
     complete = [t for t in trials if t.state == states.COMPLETE]
     history = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": decode(t.params, plan.space)}
+        | ({"best_rounds": t.user_attrs["best_rounds"]} if "best_rounds" in t.user_attrs else {})
         for t in trials
     ]
     counts = {s: sum(t.state == s for t in trials) for s in (states.COMPLETE, states.PRUNED, states.FAIL)}
@@ -299,6 +307,10 @@ def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
             history,
             note="no trial completed: the estimator's own parameters were used",
         )
+    best_params = decode(study.best_params, plan.space)
+    rounds = study.best_trial.user_attrs.get("best_rounds")
+    if rounds:  # refit with the rounds early stopping kept, not the sampled maximum
+        best_params["n_estimators"] = max(1, round(float(np.mean(rounds))))
     importances: dict[str, float] = {}
     if len(complete) >= 3 and len(plan.space) > 1:
         try:
@@ -306,7 +318,7 @@ def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
         except (RuntimeError, ValueError):  # e.g. every trial scored the same
             importances = {}
     return StudyOutcome(
-        decode(study.best_params, plan.space),
+        best_params,
         float(study.best_value),
         counts[states.COMPLETE],
         counts[states.PRUNED],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
 from harness.errors import SuiteError
@@ -292,3 +293,100 @@ def test_two_workers_share_one_study_and_its_budget(tmp_path):
     finished = [t for t in trials if t.state.is_finished()]
     assert 12 <= len(finished) <= 13  # the budget is the study's, not each worker's (one trial may be in flight)
     assert len({t.number for t in trials}) == len(trials)
+
+
+def _boosting_dataset(task: str, n: int = 400):
+    from sklearn.datasets import make_classification, make_regression
+
+    from harness.datasets import Dataset
+
+    if task == CLASSIFICATION:
+        X, y = make_classification(n, 6, n_informative=4, random_state=0)
+    else:
+        X, y = make_regression(n, 6, noise=10.0, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(6)])
+    frame["c"] = np.random.default_rng(0).choice(["u", "v"], n).astype(object)
+    return Dataset("boost", frame, y, task, ["c"], "test")
+
+
+@pytest.mark.parametrize("model", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize("task", [CLASSIFICATION, REGRESSION])
+def test_boosting_stops_early_on_a_slice_of_the_training_rows(model, task, monkeypatch):
+    """A fast learning rate with 2000 rounds must stop far earlier, using only the rows it was given."""
+    from harness.engine import fit_early_stopped
+    from harness.registry import Resolver
+
+    ds = _boosting_dataset(task)
+    suite = parse_suite(
+        {
+            "name": "t",
+            "datasets": [{"name": "d", "source": "sklearn:iris"}],
+            "estimators": [{"name": "b", "model": model}],
+        }
+    )
+    resolved = Resolver(suite).resolve("b", task).with_params({"n_estimators": 2000, "learning_rate": 0.5})
+    model_ = build(resolved, Columns(ds.numeric, ds.categorical, ds.has_missing))
+    rows = np.arange(0, 400, 2)  # the other half plays the inner test fold
+    seen: list[int] = []
+    real_fit_transform = type(model_[0]).fit_transform
+
+    def spy(self, X, y=None, **kw):
+        seen.extend(X.index.tolist())
+        return real_fit_transform(self, X, y, **kw)
+
+    monkeypatch.setattr(type(model_[0]), "fit_transform", spy)
+    rounds = fit_early_stopped(model_, ds, rows, rounds=20, seed=0)
+    assert rounds is not None and 1 <= rounds < 200
+    assert set(seen) < set(rows.tolist())  # preprocessing fitted on the fit part of `rows` only
+    assert len(seen) == len(rows) - round(0.1 * len(rows))
+    model_.predict(ds.X.iloc[1::2])  # the fitted pipeline predicts as usual
+
+
+def test_boosting_without_early_stopping_fits_every_round():
+    from harness.engine import fit_early_stopped
+    from harness.registry import Resolver
+
+    ds = _boosting_dataset(CLASSIFICATION)
+    suite = parse_suite(
+        {
+            "name": "t",
+            "datasets": [{"name": "d", "source": "sklearn:iris"}],
+            "estimators": [{"name": "b", "model": "lightgbm"}],
+        }
+    )
+    model_ = build(
+        Resolver(suite).resolve("b", CLASSIFICATION).with_params({"n_estimators": 30}),
+        Columns(ds.numeric, ds.categorical, ds.has_missing),
+    )
+    assert fit_early_stopped(model_, ds, np.arange(400), rounds=0, seed=0) is None
+    assert model_[-1].booster_.num_trees() == 30
+
+
+def test_tuned_boosting_refits_with_the_rounds_early_stopping_kept(tmp_path):
+    raw = {
+        "name": "t",
+        "cv": {"folds": 2},
+        "metrics": {"classification": ["accuracy"]},
+        "datasets": [{"name": "bc", "source": "sklearn:breast_cancer"}],
+        "estimators": [
+            {
+                "name": "lgbm",
+                "model": "lightgbm",
+                "tune": {
+                    "trials": 3,
+                    "inner_folds": 2,
+                    "pruner": "none",
+                    "early_stopping_rounds": 10,
+                    "space": {"n_estimators": {"int": [1500, 2000]}, "learning_rate": {"float": [0.3, 0.5]}},
+                },
+            }
+        ],
+    }
+    run_suite(parse_suite(raw), RunOptions(out=tmp_path))
+    with Store(tmp_path / "results.db") as store:
+        rows = store.results()
+    assert (rows["status"] == "ok").all()
+    for extra in rows["extra"]:
+        tuning = extra["tuning"]
+        best = next(h for h in tuning["history"] if h["value"] == tuning["best_value"] and "best_rounds" in h)
+        assert tuning["best_params"]["n_estimators"] == round(np.mean(best["best_rounds"])) < 1500
