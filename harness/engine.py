@@ -47,6 +47,7 @@ class FoldTask:
     study: StudyPlan | None = None  # nested tuning on this fold's training rows
     preset: dict[str, Any] | None = None  # tune_then_cv: {"params": ..., "tuning": ...} found beforehand
     pretrained: str | None = None  # weights file to start an MLP from (fine-tuning)
+    seed: int = 0  # the suite seed these splits and estimator come from
 
     def result(self, status: str, **kw: Any) -> FoldResult:
         return FoldResult(

@@ -109,8 +109,18 @@ def task_key(
 
 
 def prepare(suite: Suite, options: RunOptions | None = None) -> Plan:
-    """Load, resolve and check everything; raise SuiteError listing every problem."""
+    """Load, resolve and check everything; raise SuiteError listing every problem.
+
+    With `seeds:`, the plan holds every seed's folds: each seed is the single-seed suite.
+    """
     options = options or RunOptions()
+    if len(suite.seed_list) > 1:
+        plans = [_prepare_one(suite.for_seed(s), options) for s in suite.seed_list]
+        return Plan(suite, plans[0].datasets, [t for p in plans for t in p.tasks], plans[0].loaded)
+    return _prepare_one(suite.for_seed(suite.seed_list[0]), options)
+
+
+def _prepare_one(suite: Suite, options: RunOptions) -> Plan:
     label = suite.label
     problems: list[str] = []
     problems += _check_filter(label, "--dataset", options.datasets, [d.name for d in suite.datasets])
@@ -143,7 +153,7 @@ def prepare(suite: Suite, options: RunOptions | None = None) -> Plan:
             timeout = est.timeout_s or suite.timeout_s
             for split in splits[ds.name]:
                 key = task_key(ds, r, suite, split.repeat, split.fold, source)
-                tasks.append(FoldTask(key, ds, r, split, metrics, timeout_s=timeout))
+                tasks.append(FoldTask(key, ds, r, split, metrics, timeout_s=timeout, seed=suite.seed))
     return Plan(suite, datasets, tasks, loaded)
 
 
@@ -248,6 +258,7 @@ def run_suite(
                 "threads": threads,
                 "backend": options.backend or "loky",
                 "seed": suite.seed,
+                "seeds": suite.seed_list,
                 "cv": suite.cv.model_dump(),
                 "metrics": {t: suite.metric_names(t) for t in TASKS},
                 "primary": {t: suite.primary_metric(t) for t in TASKS},
@@ -264,6 +275,7 @@ def run_suite(
         computed: Counter = Counter()
         configs = {t.key: t.resolved.config() for t in todo}
         fps = {t.key: t.dataset.fingerprint for t in todo}
+        seeds = {t.key: t.seed for t in todo}
         interrupted = False
         storage = options.storage or f"sqlite:///{(out / 'studies.db').resolve()}"
         deadline = time.time() + suite.tuning.max_total_s if suite.tuning.max_total_s else None
@@ -271,7 +283,7 @@ def run_suite(
             _attach_pretrained(todo, plan, out / "pretrained", threads)
             _attach_studies(todo, suite, storage, deadline, threads)
             for result in execute(todo, options.n_jobs, options.backend):
-                store.add(result, run_id, suite.seed, configs[result.key], versions, fps[result.key])
+                store.add(result, run_id, seeds[result.key], configs[result.key], versions, fps[result.key])
                 computed[result.status] += 1
                 if on_result:
                     on_result(result)
@@ -301,7 +313,7 @@ def study_plan(task: FoldTask, suite: Suite, name: str, storage: str, deadline: 
         trials=tune["trials"],
         timeout_s=tune["timeout_s"],
         deadline=deadline,
-        seed=(suite.seed * 1_000_003 + int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)) % 2**31,
+        seed=(task.seed * 1_000_003 + int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)) % 2**31,
         inner_folds=tune["inner_folds"],
         early_stopping_rounds=tune.get("early_stopping_rounds", 0),
     )
@@ -322,7 +334,7 @@ def _attach_studies(todo: list[FoldTask], suite: Suite, storage: str, deadline: 
     for tasks in cells.values():
         first = tasks[0]
         ident = json.dumps(
-            [first.dataset.fingerprint, first.resolved.config(), suite.seed], sort_keys=True, default=str
+            [first.dataset.fingerprint, first.resolved.config(), first.seed], sort_keys=True, default=str
         )
         name = "cell-" + hashlib.sha256(ident.encode()).hexdigest()[:24]
         plan = study_plan(first, suite, name, storage, deadline)

@@ -164,6 +164,48 @@ class TuningSpec(_Strict):
     max_total_s: float | None = Field(None, gt=0)
 
 
+class AnalysisSpec(_Strict):
+    """How the reports test differences (the statistics read only the results store)."""
+
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    # Region of practical equivalence per metric, in the metric's units (Bayesian tests, ties).
+    rope: dict[str, float] = Field(default_factory=dict)
+    # A model with no score on a dataset: ranked with the dummy baseline's score, or left out.
+    failures: Literal["dummy", "drop"] = "dummy"
+
+    @field_validator("rope")
+    @classmethod
+    def _known_metrics(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, value in v.items():
+            if name not in METRICS:
+                raise ValueError(f"unknown metric '{name}'{did_you_mean(name, METRICS)}")
+            if value < 0:
+                raise ValueError(f"{name}: the rope is a non-negative width")
+        return v
+
+
+class ExplainSpec(_Strict):
+    """SHAP values per fold (first repeat), on a seeded sample of each fold's test rows."""
+
+    enabled: bool = True
+    budget_share: float = Field(0.15, ge=0, le=10)  # of the fold's fit time...
+    min_s: float = Field(0.5, ge=0)  # ...but at least this many seconds per fold
+    max_rows: int = Field(200, ge=1)
+
+
+class RobustnessSpec(_Strict):
+    """Score each fold again on perturbed copies of its test rows (noise in units of the training spread)."""
+
+    levels: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5], min_length=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(level <= 0 or level > 10 for level in v):
+            raise ValueError("noise levels must be in (0, 10]")
+        return sorted(set(v))
+
+
 class PretrainSpec(_Strict):
     """Start a torch MLP from weights trained on another dataset of the suite (same features)."""
 
@@ -187,11 +229,18 @@ class Suite(_Strict):
     name: Annotated[str, _plain("file name")]
     description: str = ""
     seed: int = 0
+    # Several seeds rerun everything (splits and estimators' random_state) once per seed, so
+    # reports can show how much a score moves with the seed, beside its spread over folds.
+    seeds: list[int] | None = Field(None, min_length=1)
     cv: CVSpec = Field(default_factory=CVSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     primary: PrimarySpec = Field(default_factory=PrimarySpec)
     timeout_s: float | None = Field(None, gt=0)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    explain: ExplainSpec = Field(default_factory=ExplainSpec)
+    robustness: RobustnessSpec | None = None
+    champion: str | None = None  # the production model: `harness check` fails when it stops being best
     datasets: list[DatasetSpec] = Field(min_length=1)
     estimators: list[EstimatorSpec] = Field(min_length=1)
 
@@ -205,6 +254,16 @@ class Suite(_Strict):
     @property
     def label(self) -> str:
         return str(self._path) if self._path else f"<suite {self.name}>"
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(dict.fromkeys(self.seeds)) if self.seeds else [self.seed]
+
+    def for_seed(self, seed: int) -> Suite:
+        """This suite with one seed (what a single-seed run of it would be)."""
+        copy = self.model_copy(update={"seed": seed, "seeds": None})
+        copy._path = self._path
+        return copy
 
     def metric_names(self, task: str) -> list[str]:
         return list(getattr(self.metrics, task))
@@ -354,6 +413,11 @@ def check_consistency(suite: Suite) -> list[str]:
             )
         if (e.pretrain is None) != (e.finetune is None):
             problems.append(f"estimators[{i}]: pretrain and finetune go together (finetune: all | head)")
+    names = [e.name for e in suite.estimators]
+    if suite.champion is not None and suite.champion not in names:
+        problems.append(
+            f"champion: '{suite.champion}' is not an estimator of this suite{did_you_mean(suite.champion, names)}"
+        )
     return problems
 
 

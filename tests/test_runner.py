@@ -214,3 +214,27 @@ def test_unknown_filter_lists_the_names():
     )
     with pytest.raises(SuiteError, match=r"--dataset zzz: no such name in the suite \(the suite has: iris\)"):
         prepare(suite, RunOptions(datasets=("zzz",)))
+
+
+def test_several_seeds_rerun_every_fold_with_its_own_splits_and_random_state(tmp_path):
+    raw = {
+        "name": "seeds",
+        "seeds": [0, 1],
+        "cv": {"folds": 3},
+        "metrics": {"classification": ["accuracy"]},
+        "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+        "estimators": [{"name": "rf", "model": "random_forest", "params": {"n_estimators": 5}}],
+    }
+    suite = parse_suite(raw)
+    plan = prepare(suite)
+    assert [t.seed for t in plan.tasks] == [0, 0, 0, 1, 1, 1]
+    by_seed = {s: [t for t in plan.tasks if t.seed == s] for s in (0, 1)}
+    assert by_seed[0][0].split.test.tolist() != by_seed[1][0].split.test.tolist()
+    assert by_seed[0][0].resolved.params["random_state"] == 0 and by_seed[1][0].resolved.params["random_state"] == 1
+    # a single-seed suite with seed 1 plans exactly the second seed's folds
+    single = prepare(parse_suite({**raw, "seeds": None, "seed": 1}))
+    assert [t.key for t in single.tasks] == [t.key for t in by_seed[1]]
+    run_suite(suite, RunOptions(out=tmp_path))
+    with Store(tmp_path / "results.db") as store:
+        rows = store.results(store.current_keys())
+    assert sorted(rows["seed"].tolist()) == [0, 0, 0, 1, 1, 1]
