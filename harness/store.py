@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS predictions (
     key TEXT PRIMARY KEY, test_index BLOB NOT NULL, y_true BLOB NOT NULL, y_pred BLOB NOT NULL, proba BLOB
 );
+CREATE TABLE IF NOT EXISTS explanations (key TEXT PRIMARY KEY, arrays BLOB NOT NULL, meta TEXT NOT NULL);
 """
 
 
@@ -75,6 +76,8 @@ class FoldResult:
     y_true: np.ndarray | None = None
     y_pred: np.ndarray | None = None
     proba: np.ndarray | None = None
+    # SHAP values of this fold: numeric arrays (stored as .npz, no pickle) and JSON metadata.
+    explanation: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
 
 
 def _jsonable(value: Any) -> Any:
@@ -96,6 +99,17 @@ def _npy(arr: np.ndarray | None) -> bytes | None:
 
 def _from_npy(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def _from_npz(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
 
 
 class Store:
@@ -207,6 +221,14 @@ class Store:
             )
         else:
             self.db.execute("DELETE FROM predictions WHERE key = ?", (r.key,))
+        if r.explanation is not None:
+            arrays, meta = r.explanation
+            self.db.execute(
+                "INSERT OR REPLACE INTO explanations VALUES (?,?,?)",
+                (r.key, _npz(arrays), json.dumps(meta, default=_jsonable)),
+            )
+        else:
+            self.db.execute("DELETE FROM explanations WHERE key = ?", (r.key,))
         self.db.commit()
 
     def current_keys(self) -> set[str]:
@@ -246,3 +268,12 @@ class Store:
         if row is None:
             return None
         return dict(zip(("test_index", "y_true", "y_pred", "proba"), map(_from_npy, row), strict=True))
+
+    def explanations(self, keys: Iterable[str]) -> dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]:
+        """Stored SHAP values by fold key (arrays and metadata), for the keys that have them."""
+        out = {}
+        for key in keys:
+            row = self.db.execute("SELECT arrays, meta FROM explanations WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                out[key] = (_from_npz(row[0]), json.loads(row[1]))
+        return out

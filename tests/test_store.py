@@ -64,3 +64,16 @@ def test_missing_or_foreign_store_is_a_clear_error(tmp_path):
     bad.write_text("this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a harness results store"):
         Store(bad)
+
+
+def test_explanations_round_trip_without_pickle_and_follow_their_fold(tmp_path):
+    values = np.random.default_rng(0).normal(size=(4, 3, 1)).astype(np.float32)
+    result = _result("k1")
+    result.explanation = ({"values": values, "rows": np.arange(4)}, {"features": ["a", "b", "c"], "explainer": "tree"})
+    with Store(tmp_path / "r.db") as store:
+        store.add(result, "run", 0, {}, {}, "fp")
+        arrays, meta = store.explanations(["k1", "missing"])["k1"]
+        np.testing.assert_array_equal(arrays["values"], values)
+        assert arrays["values"].dtype == np.float32 and meta["features"] == ["a", "b", "c"]
+        store.add(_result("k1", status="error", acc=None), "run2", 0, {}, {}, "fp")  # a rerun that failed
+        assert store.explanations(["k1"]) == {}
