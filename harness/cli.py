@@ -113,6 +113,10 @@ def run(
         str | None,
         typer.Option("--storage", help="Optuna storage URL for tuning studies (default sqlite:///OUT/studies.db)."),
     ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="After the run, check it against this baseline file (exit 1 on a regression)."),
+    ] = None,
     allow_module: Allow = None,
 ) -> None:
     """Run a suite: every (dataset, estimator, repeat, fold) not yet in the store."""
@@ -120,6 +124,10 @@ def run(
     from harness.runner import RunOptions, prepare, run_suite
     from harness.spec import load_suite
 
+    if baseline is not None:
+        from harness.baseline import load_baseline
+
+        load_baseline(baseline)  # bad input is found before anything is fitted
     suite = load_suite(suite_path)
     options = RunOptions(
         out=out,
@@ -175,7 +183,12 @@ def run(
         err_console.print(
             f"{summary.failed_in_plan} folds failed; see {summary.out / 'leaderboard.md'} (Failures)", markup=False
         )
-    raise typer.Exit(summary.exit_code)
+    code = summary.exit_code
+    if baseline is not None:
+        from harness.baseline import CheckOptions, check_run
+
+        code = max(code, _print_check(check_run(summary.out, baseline, CheckOptions(champion=suite.champion))))
+    raise typer.Exit(code)
 
 
 def _print_plan(plan, options) -> None:
@@ -339,6 +352,90 @@ def report(
     boards = write_outputs(out_dir)
     _print_leaderboard(boards)
     console.print(f"wrote {out_dir / 'results.csv'} and {out_dir / 'leaderboard.md'}", markup=False)
+
+
+@app.command("check-data")
+@_guard
+def check_data(
+    new: Annotated[
+        str, typer.Argument(metavar="NEW", help="New data: .csv/.parquet path, sklearn:NAME or synthetic:KIND.")
+    ],
+    reference: Annotated[str, typer.Option("--reference", help="Reference data to compare against (same kinds).")],
+    target: Annotated[
+        str | None, typer.Option("--target", help="Target column: left out of the features, its label shift reported.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Writes check-data.md and check-data.json here.")] = Path(
+        "reports/check-data"
+    ),
+    categorical: Annotated[
+        list[str] | None, typer.Option("--categorical", help="Treat this column as categorical (repeatable).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of subsampling and the adversarial model's CV.")] = 0,
+) -> None:
+    """Compare NEW with --reference: schema, adversarial validation, per-feature and label drift. Exit 1 on shift."""
+    from harness.drift import check_data as compute_drift
+    from harness.drift import rich_table, write_report
+
+    drift = compute_drift(new, reference, target=target, categorical=tuple(categorical or ()), seed=seed)
+    if drift.features:
+        console.print(rich_table(drift))
+    console.print(f"[bold {'red' if drift.shift else 'green'}]{escape(drift.verdict)}[/]", soft_wrap=True)
+    md, js = write_report(drift, out)
+    console.print(f"wrote {md} and {js}", markup=False)
+    raise typer.Exit(drift.exit_code)
+
+
+baseline_app = typer.Typer(no_args_is_help=True, help="Baseline files for the regression gate (`harness check`).")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("save")
+@_guard
+def baseline_save(
+    out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run's output directory (holds results.db).")],
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Baseline file: .json (default DIR/baseline.json) or .parquet.")
+    ] = None,
+) -> None:
+    """Save DIR's current results as a baseline file (commit it; compare later runs with `harness check`)."""
+    from harness.baseline import save_baseline
+
+    path = save_baseline(out_dir, to)
+    console.print(f"wrote {path}", markup=False)
+
+
+@app.command()
+@_guard
+def check(
+    out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run's output directory (holds results.db).")],
+    baseline: Annotated[Path, typer.Option("--baseline", help="Baseline file written by `harness baseline save`.")],
+    metric: Annotated[str | None, typer.Option("--metric", help="Compare on this metric (default: primary).")] = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option("--tolerance", help="Smallest drop that counts (default 0.005 bounded, 0.5% of |mean| else)."),
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Level of the one-sided corrected t-tests.")] = 0.05,
+    champion: Annotated[
+        str | None, typer.Option("--champion", help="Fail unless this estimator is best or tied-best per dataset.")
+    ] = None,
+) -> None:
+    """Compare DIR with a baseline on the same folds; exit 1 when something regressed. Writes check.md/json."""
+    from harness.baseline import CheckOptions, check_run
+
+    raise typer.Exit(_print_check(check_run(out_dir, baseline, CheckOptions(metric, tolerance, alpha, champion))))
+
+
+def _print_check(result) -> int:
+    """The check's table, mismatches and verdict; returns its exit code."""
+    from harness.baseline import check_table
+
+    console.print(check_table(result))
+    for m in result.mismatches:
+        where = "/".join(x for x in (m.dataset, m.estimator) if x)
+        console.print(f"{m.severity}: {m.kind}{' ' + where if where else ''}: {m.detail}", markup=False)
+    console.print(f"[bold {'red' if result.regressed else 'green'}]{escape(result.verdict_line)}[/]", soft_wrap=True)
+    console.print(f"wrote {result.md_path} and {result.json_path}", markup=False)
+    return result.exit_code
 
 
 def entrypoint() -> None:

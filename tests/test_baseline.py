@@ -1,0 +1,281 @@
+"""Baselines and the regression gate: save, check, mismatches, champion, bad input.
+
+Four small runs (wine + diabetes, a decision tree and a 20-tree forest, 5 folds) are
+made once per module: the reference, an identical rerun in another directory, a run
+with a much shallower tree (a real regression) and a run whose forest has another
+random_state (noise). Expected values come from the SQLite files read directly and
+from the corrected t-test written out here, never from harness.baseline itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+import yaml
+from rich.console import Console
+from scipy import stats
+from typer.testing import CliRunner
+
+import harness.cli as harness_cli
+from harness.baseline import CheckOptions, check_run, load_baseline, save_baseline
+from harness.runner import RunOptions, run_suite
+from harness.spec import load_suite
+
+SUITE = {
+    "name": "gate",
+    "seed": 0,
+    "cv": {"scheme": "stratified_kfold", "folds": 5},
+    "metrics": {"classification": ["accuracy", "log_loss"], "regression": ["rmse", "r2"]},
+    "explain": {"enabled": False},
+    "datasets": [{"name": "wine", "source": "sklearn:wine"}, {"name": "diabetes", "source": "sklearn:diabetes"}],
+    "estimators": [
+        {"name": "tree", "model": "decision_tree", "params": {"max_depth": 8}},
+        {"name": "rf", "model": "random_forest", "params": {"n_estimators": 20}},
+    ],
+}
+
+
+def _run(root: Path, name: str, tree: dict | None = None, rf: dict | None = None) -> Path:
+    suite = json.loads(json.dumps(SUITE))
+    suite["estimators"][0]["params"].update(tree or {})
+    suite["estimators"][1]["params"].update(rf or {})
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    out = root / name
+    run_suite(load_suite(path), RunOptions(out=out, argv=["test"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("gate")
+    return {
+        "base": _run(root, "base"),
+        "rerun": _run(root, "rerun"),
+        "worse": _run(root, "worse", tree={"max_depth": 1}),
+        "noisy": _run(root, "noisy", rf={"random_state": 3}),
+    }
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch):
+    """Invoke the app in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(harness_cli, "console", Console(width=250, color_system=None))
+    monkeypatch.setattr(harness_cli, "err_console", Console(stderr=True, width=250, color_system=None))
+    monkeypatch.delenv("HARNESS_DEBUG", raising=False)
+
+    def invoke(*args: str | Path) -> tuple[int, str, str]:
+        result = CliRunner().invoke(harness_cli.app, [str(a) for a in args])
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result.exit_code, result.stdout, result.stderr
+
+    return invoke
+
+
+def _fold_scores(out: Path, dataset: str, estimator: str, metric: str) -> dict[tuple, tuple[float, int, int]]:
+    """(seed, repeat, fold) -> (score, n_train, n_test), straight from results.db."""
+    with sqlite3.connect(out / "results.db") as con:
+        rows = con.execute(
+            "SELECT seed, repeat, fold, metrics, n_train, n_test FROM results WHERE dataset=? AND estimator=?",
+            (dataset, estimator),
+        ).fetchall()
+    return {(s, r, f): (json.loads(m)[metric], a, b) for s, r, f, m, a, b in rows}
+
+
+def _hand_corrected(diff: np.ndarray, n_train: float, n_test: float) -> tuple[float, float]:
+    """Nadeau–Bengio: t = mean / sqrt((1/J + n_test/n_train) s^2); one-sided P(T <= t), df = J - 1."""
+    j = len(diff)
+    t = diff.mean() / math.sqrt((1 / j + n_test / n_train) * diff.var(ddof=1))
+    return t, float(stats.t.cdf(t, j - 1))
+
+
+def _comparison(report: dict, dataset: str, estimator: str) -> dict:
+    (match,) = [c for c in report["comparisons"] if c["dataset"] == dataset and c["estimator"] == estimator]
+    return match
+
+
+def _edited(base: Path, tmp_path: Path, edit) -> Path:
+    data = json.loads((base / "baseline.json").read_text())
+    edit(data)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def saved(runs: dict[str, Path]) -> Path:
+    return save_baseline(runs["base"])
+
+
+def test_save_writes_sorted_json_with_the_stored_folds(runs, saved):
+    text = saved.read_text()
+    assert saved == runs["base"] / "baseline.json"
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"  # diff-friendly, stable order
+    data = json.loads(text)
+    assert data["format"] == "harness-baseline" and data["suite"] == "gate"
+    assert data["versions"]["scikit-learn"] == sklearn.__version__
+    assert data["datasets"]["wine"]["split"] == {"scheme": "stratified_kfold", "folds": 5, "repeats": 1, "seeds": [0]}
+    assert data["datasets"]["diabetes"]["split"]["scheme"] == "kfold"  # regression target: plain KFold
+    with sqlite3.connect(runs["base"] / "results.db") as con:
+        fps = dict(con.execute("SELECT name, fingerprint FROM datasets"))
+    assert data["datasets"]["wine"]["fingerprint"] == fps["wine"]
+    cell = data["cells"]["wine"]["tree"]
+    assert cell["config"]["params"]["max_depth"] == 8
+    expected = _fold_scores(runs["base"], "wine", "tree", "accuracy")
+    assert len(cell["folds"]) == 5
+    for f in cell["folds"]:
+        score, n_train, n_test = expected[(f["seed"], f["repeat"], f["fold"])]
+        assert (f["scores"]["accuracy"], f["n_train"], f["n_test"], f["status"]) == (score, n_train, n_test, "ok")
+
+
+def test_identical_rerun_passes(runs, saved, cli):
+    code, out, err = cli("check", runs["rerun"], "--baseline", saved)
+    assert code == 0, out + err
+    report = json.loads((runs["rerun"] / "check.json").read_text())
+    assert len(report["comparisons"]) == 4
+    assert {c["verdict"] for c in report["comparisons"]} == {"unchanged"}
+    assert all(c["mean_diff"] == 0 and c["test"] == "paired (corrected t)" for c in report["comparisons"])
+    assert report["mismatches"] == []
+    assert (runs["rerun"] / "check.md").read_text().splitlines()[2].startswith("**OK: no regressions")
+
+
+def test_shallower_tree_is_a_regression(runs, saved, cli):
+    code, out, err = cli("check", runs["worse"], "--baseline", saved)
+    assert code == 1, out + err
+    report = json.loads((runs["worse"] / "check.json").read_text())
+    comp = _comparison(report, "wine", "tree")
+    assert comp["verdict"] == "regressed"
+    old = _fold_scores(runs["base"], "wine", "tree", "accuracy")
+    new = _fold_scores(runs["worse"], "wine", "tree", "accuracy")
+    keys = sorted(old)
+    diff = np.array([new[k][0] - old[k][0] for k in keys])
+    t, p_worse = _hand_corrected(diff, np.mean([old[k][1] for k in keys]), np.mean([old[k][2] for k in keys]))
+    assert comp["mean_diff"] == pytest.approx(diff.mean()) and diff.mean() < -0.1
+    assert comp["t"] == pytest.approx(t) and comp["p_worse"] == pytest.approx(p_worse) and p_worse < 0.05
+    assert _comparison(report, "wine", "rf")["verdict"] == "unchanged"  # same config, same folds
+    md = (runs["worse"] / "check.md").read_text()
+    assert md.splitlines()[2].startswith("**REGRESSED")
+    regressions = md.split("### Regressions")[1].split("###")[0]
+    assert "| wine | tree |" in regressions
+    assert md.index("### Regressions") < md.index("### Unchanged") < md.index("### Mismatches")
+    config = [m for m in report["mismatches"] if m["kind"] == "config" and m["dataset"] == "wine"]
+    assert config and config[0]["severity"] == "info" and "max_depth: 8 → 1" in config[0]["detail"]
+
+
+def test_noisy_drop_within_fold_variance_is_not_flagged(runs, tmp_path):
+    # The forest with random_state 3 as baseline: seed 0's forest scores lower on both datasets.
+    baseline = save_baseline(runs["noisy"], tmp_path / "noisy.json")
+    result = check_run(runs["base"], baseline, CheckOptions(tolerance=0.0, write=False))
+    assert result.exit_code == 0
+    for ds, metric, sign in (("wine", "accuracy", 1), ("diabetes", "rmse", -1)):
+        old = _fold_scores(runs["noisy"], ds, "rf", metric)
+        new = _fold_scores(runs["base"], ds, "rf", metric)
+        diff = np.array([sign * (new[k][0] - old[k][0]) for k in sorted(old)])
+        assert diff.mean() < 0  # a real drop...
+        _, p_worse = _hand_corrected(diff, np.mean([v[1] for v in old.values()]), np.mean([v[2] for v in old.values()]))
+        assert p_worse > 0.05  # ...within the fold variance
+        (comp,) = [c for c in result.comparisons if c.dataset == ds and c.estimator == "rf"]
+        assert comp.verdict == "unchanged" and comp.mean_diff == pytest.approx(diff.mean())
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [(1.2, "improved"), (0.8, "regressed")])
+def test_lower_is_better_metric_is_oriented(runs, saved, tmp_path, factor, verdict):
+    def scale_rmse(data):  # baseline rmse 20 % higher: the run is better (lower error), and vice versa
+        for f in data["cells"]["diabetes"]["rf"]["folds"]:
+            f["scores"]["rmse"] *= factor
+
+    result = check_run(runs["rerun"], _edited(runs["base"], tmp_path, scale_rmse), CheckOptions(write=False))
+    (comp,) = [c for c in result.comparisons if c.dataset == "diabetes" and c.estimator == "rf"]
+    assert comp.metric == "rmse" and not comp.greater_is_better
+    assert comp.verdict == verdict
+    assert result.exit_code == (1 if verdict == "regressed" else 0)
+
+
+def test_mismatches_are_reported_and_unpaired_is_labelled(runs, saved, tmp_path):
+    def edit(data):
+        data["datasets"]["wine"]["fingerprint"] = "0" * 24
+        data["datasets"]["diabetes"]["split"]["folds"] = 10
+        data["versions"]["scikit-learn"] = "0.1"
+        data["cells"]["wine"]["knn"] = data["cells"]["wine"].pop("rf")  # rf new in the run, knn missing
+
+    result = check_run(runs["rerun"], _edited(runs["base"], tmp_path, edit), CheckOptions(write=False))
+    kinds = {(m.kind, m.dataset, m.estimator) for m in result.mismatches}
+    assert ("fingerprint", "wine", None) in kinds
+    assert ("split", "diabetes", None) in kinds
+    assert ("estimator missing", "wine", "knn") in kinds and ("estimator new", "wine", "rf") in kinds
+    (versions,) = [m for m in result.mismatches if m.kind == "versions"]
+    assert "scikit-learn 0.1 → " + sklearn.__version__ in versions.detail
+    assert {c.test for c in result.comparisons} == {"unpaired (Welch)"}  # neither dataset can be paired
+    (comp,) = [c for c in result.comparisons if c.dataset == "diabetes" and c.estimator == "tree"]
+    values = [v[0] for v in _fold_scores(runs["base"], "diabetes", "tree", "rmse").values()]
+    welch = stats.ttest_ind(values, values, equal_var=False)
+    assert comp.p_two_sided == pytest.approx(welch.pvalue) and comp.verdict == "unchanged"
+    md_result = check_run(runs["rerun"], tmp_path / "edited.json", CheckOptions())
+    md = md_result.md_path.read_text()
+    assert "unpaired (Welch)" in md and "**fingerprint** (warning) wine" in md and "**versions**" in md
+
+
+def test_parquet_baseline_round_trips(runs, saved, tmp_path, cli):
+    path = tmp_path / "b.parquet"
+    code, out, _ = cli("baseline", "save", runs["base"], "--to", path)
+    assert code == 0 and path.is_file()
+    assert path.read_bytes()[:4] == b"PAR1"
+    from_json, from_parquet = load_baseline(saved), load_baseline(path)
+    for key in ("cells", "datasets", "versions", "metrics", "suite"):
+        assert from_parquet[key] == from_json[key], key
+    code, out, err = cli("check", runs["rerun"], "--baseline", path)
+    assert code == 0, out + err
+
+
+def test_champion_must_stay_best_or_tied(runs, tmp_path):
+    own = save_baseline(runs["worse"], tmp_path / "worse.json")  # no regression against itself
+    ok = check_run(runs["worse"], own, CheckOptions(champion="rf", write=False))
+    assert ok.exit_code == 0 and {c.status for c in ok.champion} == {"best"}
+    lost = check_run(runs["worse"], own, CheckOptions(champion="tree", write=False))
+    (wine,) = [c for c in lost.champion if c.dataset == "wine"]
+    tree = _fold_scores(runs["worse"], "wine", "tree", "accuracy")
+    rf = _fold_scores(runs["worse"], "wine", "rf", "accuracy")
+    diff = np.array([tree[k][0] - rf[k][0] for k in sorted(tree)])
+    _, p_worse = _hand_corrected(diff, np.mean([v[1] for v in tree.values()]), np.mean([v[2] for v in tree.values()]))
+    assert wine.status == "worse" and wine.best == "rf" and wine.p_worse == pytest.approx(p_worse)
+    assert lost.exit_code == 1 and not lost.by_verdict("regressed")  # the champion alone fails the check
+
+
+def test_bad_input_exits_2_with_one_line(runs, saved, tmp_path, cli):
+    junk = tmp_path / "junk.json"
+    junk.write_text("not json at all")
+    other = tmp_path / "other.json"
+    other.write_text('{"name": "something else"}')
+    cases = [
+        (("check", runs["rerun"], "--baseline", tmp_path / "missing.json"), "no such baseline file"),
+        (("check", runs["rerun"], "--baseline", junk), "not a harness baseline file"),
+        (("check", runs["rerun"], "--baseline", other), "not a harness baseline file"),
+        (("check", runs["rerun"], "--baseline", saved, "--metric", "acuracy"), "did you mean 'accuracy'"),
+        (("check", runs["rerun"], "--baseline", saved, "--champion", "nobody"), "no such estimator"),
+        (("check", tmp_path, "--baseline", saved), "no results store"),
+        (("baseline", "save", tmp_path / "nowhere"), "no results store"),
+    ]
+    for args, text in cases:
+        code, out, err = cli(*args)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2, (args, out, err)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], (args, err)
+
+
+def test_run_with_baseline_runs_and_checks_in_one_step(runs, tmp_path, cli):
+    baseline = save_baseline(runs["base"], tmp_path / "b.json")
+    suite = json.loads(json.dumps(SUITE))
+    suite["estimators"][0]["params"]["max_depth"] = 1  # the regression
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    code, out, _ = cli("run", path, "--out", tmp_path / "new", "--baseline", baseline)
+    assert code == 1 and "regressed" in out and (tmp_path / "new" / "check.md").is_file()
+    code, _, err = cli("run", path, "--out", tmp_path / "never", "--baseline", tmp_path / "missing.json")
+    assert code == 2 and "missing.json" in err and not (tmp_path / "never").exists()  # refused before fitting
