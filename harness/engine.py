@@ -48,6 +48,8 @@ class FoldTask:
     preset: dict[str, Any] | None = None  # tune_then_cv: {"params": ..., "tuning": ...} found beforehand
     pretrained: str | None = None  # weights file to start an MLP from (fine-tuning)
     seed: int = 0  # the suite seed these splits and estimator come from
+    explain: dict[str, Any] | None = None  # SHAP settings (ExplainSpec) when this fold is explained
+    robustness: list[float] | None = None  # noise levels to score the test rows under
 
     def result(self, status: str, **kw: Any) -> FoldResult:
         return FoldResult(
@@ -148,6 +150,9 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
     classes = ds.classes
     values, notes = score_fold(task.metrics, y_test, responses, classes)
     extra |= fitted_extras(model)
+    if task.robustness:
+        extra["robustness"] = score_perturbed(task, model, X_train, X_test, y_test)
+    explanation = explain(task, model, X_train, fit_time, notes) if task.explain else None
     if caught:  # kept with the fold instead of flooding the terminal
         notes["warnings"] = " | ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:2000]
     return task.result(
@@ -161,8 +166,53 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
         y_pred=responses["predict"],
         proba=responses.get("proba"),
         extra=extra,
+        explanation=explanation,
         **sizes,
     )
+
+
+def score_perturbed(
+    task: FoldTask, model: Any, X_train: Any, X_test: Any, y_test: np.ndarray
+) -> dict[str, dict[str, float | None]]:
+    """The fold's metrics on noisy copies of its test rows, by noise level (the model is not refitted)."""
+    from harness.robustness import perturb
+
+    ds = task.dataset
+    needed = {METRICS[m].response for m in task.metrics}
+    n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
+    out = {}
+    for i, level in enumerate(task.robustness or []):
+        noisy = perturb(X_test, X_train, level, task.seed * 7919 + task.split.fold * 101 + i, ds.categorical)
+        with threadpool_limits(limits=task.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            responses = model_responses(model, noisy, needed, n_classes)
+        out[f"{level:g}"] = score_fold(task.metrics, y_test, responses, ds.classes)[0]
+    return out
+
+
+def explain(
+    task: FoldTask, model: Any, X_train: Any, fit_time: float, notes: dict[str, str]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """SHAP values for a seeded prefix of the fold's test rows, within the fold's SHAP time budget.
+
+    A failure to explain never fails the fold: it becomes a note.
+    """
+    from harness.explain import explain_fold, explain_rows
+
+    settings, ds = task.explain or {}, task.dataset
+    budget = max(settings["min_s"], settings["budget_share"] * fit_time)
+    rows = explain_rows(task.split.test, task.seed * 1_000_003 + task.split.fold)[: settings["max_rows"]]
+    try:
+        with threadpool_limits(limits=task.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = explain_fold(model, X_train, ds.X.iloc[rows], ds.task, budget, task.seed, settings["max_rows"])
+    except Exception as exc:
+        notes["shap"] = _one_line(exc)
+        return None
+    if result is None:
+        return None
+    arrays, meta = result.to_arrays()
+    return arrays | {"rows": rows[: len(arrays["values"])].astype(np.int64)}, meta
 
 
 def _configure(task: FoldTask, extra: dict[str, Any]) -> Resolved:
@@ -272,7 +322,8 @@ def _run_isolated(task: FoldTask) -> FoldResult:
     LightGBM and XGBoost.
     """
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["harness.engine"])  # children start with pandas/sklearn imported
+    # Children start with pandas/sklearn imported (and shap's kernels compiled when folds are explained).
+    ctx.set_forkserver_preload(["harness.engine"] + (["harness._warm"] if task.explain else []))
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(task, send), daemon=True)
     start = time.perf_counter()

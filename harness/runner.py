@@ -19,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from harness import __version__
 from harness.datasets import Dataset, load_dataset, shared_rows
-from harness.engine import FoldTask, execute, limit_threads, threads_per_worker, tune_on_rows
+from harness.engine import FoldTask, cpu_count, execute, limit_threads, threads_per_worker, tune_on_rows
 from harness.errors import DatasetError, EstimatorError, SuiteError
 from harness.metrics import METRICS, TASKS
 from harness.preprocess import Columns
@@ -35,7 +36,19 @@ from harness.splits import cv_definition, make_splits
 from harness.store import FAILED, FoldResult, Store
 from harness.tuning import StudyPlan, make_storage, parse_space
 
-KEY_PACKAGES = ("harness", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "xgboost", "lightgbm", "torch")
+KEY_PACKAGES = (
+    "harness",
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "scipy",
+    "joblib",
+    "xgboost",
+    "lightgbm",
+    "torch",
+    "optuna",
+    "shap",
+)
 
 
 @dataclass
@@ -81,6 +94,56 @@ def output_dir(suite: Suite, out: Path | None) -> Path:
     return Path(out) if out is not None else Path("reports") / suite.name
 
 
+def environment(suite: Suite) -> dict[str, Any]:
+    """Where the run happened, for the report: machine, accelerator and the suite's git revision."""
+    import platform
+    import subprocess
+
+    env: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "cpus": cpu_count(),
+        "gpu": None,
+    }
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:  # torch missing or broken: the report just shows no GPU
+        pass
+    env["git_revision"] = None
+    if suite.path is not None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(suite.path.parent), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            )
+            dirty = subprocess.run(
+                ["git", "-C", str(suite.path.parent), "status", "--porcelain", "--", suite.path.name],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            if out.returncode == 0:
+                env["git_revision"] = out.stdout.strip() + (" (suite modified)" if dirty.stdout.strip() else "")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return env
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
 def package_versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for name in KEY_PACKAGES:
@@ -92,10 +155,17 @@ def package_versions() -> dict[str, str]:
 
 
 def task_key(
-    dataset: Dataset, resolved: Resolved, suite: Suite, repeat: int, fold: int, source: Dataset | None = None
+    dataset: Dataset,
+    resolved: Resolved,
+    suite: Suite,
+    repeat: int,
+    fold: int,
+    source: Dataset | None = None,
+    outputs: dict[str, Any] | None = None,
 ) -> str:
-    """Content key of one fold: a change to data, estimator, splits, metrics or harness makes a new key."""
+    """Content key of one fold: a change to data, estimator, splits, metrics, outputs or harness makes a new key."""
     payload = {
+        **{k: v for k, v in (outputs or {}).items() if v is not None},
         "pretrain": source.fingerprint if source is not None else None,
         "dataset": dataset.fingerprint,
         "estimator": resolved.config(),
@@ -115,12 +185,12 @@ def prepare(suite: Suite, options: RunOptions | None = None) -> Plan:
     """
     options = options or RunOptions()
     if len(suite.seed_list) > 1:
-        plans = [_prepare_one(suite.for_seed(s), options) for s in suite.seed_list]
+        plans = [_prepare_one(suite.for_seed(s), options, suite.seed_list[0]) for s in suite.seed_list]
         return Plan(suite, plans[0].datasets, [t for p in plans for t in p.tasks], plans[0].loaded)
-    return _prepare_one(suite.for_seed(suite.seed_list[0]), options)
+    return _prepare_one(suite.for_seed(suite.seed_list[0]), options, suite.seed_list[0])
 
 
-def _prepare_one(suite: Suite, options: RunOptions) -> Plan:
+def _prepare_one(suite: Suite, options: RunOptions, first_seed: int) -> Plan:
     label = suite.label
     problems: list[str] = []
     problems += _check_filter(label, "--dataset", options.datasets, [d.name for d in suite.datasets])
@@ -152,9 +222,20 @@ def _prepare_one(suite: Suite, options: RunOptions) -> Plan:
                 r = _pretrain_fit(r, source, ds)
             timeout = est.timeout_s or suite.timeout_s
             for split in splits[ds.name]:
-                key = task_key(ds, r, suite, split.repeat, split.fold, source)
-                tasks.append(FoldTask(key, ds, r, split, metrics, timeout_s=timeout, seed=suite.seed))
+                explain = suite.explain.model_dump() if explained(suite, split, first_seed) else None
+                levels = list(suite.robustness.levels) if suite.robustness is not None else None
+                key = task_key(
+                    ds, r, suite, split.repeat, split.fold, source, {"explain": explain, "robustness": levels}
+                )
+                task = FoldTask(key, ds, r, split, metrics, timeout_s=timeout, seed=suite.seed)
+                task.explain, task.robustness = explain, levels
+                tasks.append(task)
     return Plan(suite, datasets, tasks, loaded)
+
+
+def explained(suite: Suite, split: Any, first_seed: int) -> bool:
+    """SHAP runs on the first repeat of the first seed: one explanation per row is enough."""
+    return suite.explain.enabled and split.repeat == 0 and suite.seed == first_seed
 
 
 def _load_datasets(suite: Suite, options: RunOptions, problems: list[str]) -> dict[str, Dataset]:
@@ -262,6 +343,7 @@ def run_suite(
                 "cv": suite.cv.model_dump(),
                 "metrics": {t: suite.metric_names(t) for t in TASKS},
                 "primary": {t: suite.primary_metric(t) for t in TASKS},
+                "environment": environment(suite),
             },
         )
         store.record_plan(run_id, [t.key for t in plan.tasks])

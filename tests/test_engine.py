@@ -248,3 +248,58 @@ def test_string_labels_work_for_every_learner(tmp_path, model):
     )
     assert (rows["status"] == "ok").all(), rows["error"].tolist()
     assert rows["accuracy"].min() > 0.85
+
+
+def test_robustness_scores_equal_plain_scikit_learn_on_the_same_perturbed_rows(tmp_path):
+    """Each noise level rescores the fold's fitted model on perturbed test rows; reproduce one by hand."""
+    from harness.robustness import perturb
+
+    _, rows = _run(
+        tmp_path,
+        [{"name": "wine", "source": "sklearn:wine"}],
+        [{"name": "rf", "model": "random_forest", "params": {"n_estimators": 20}}],
+        {"classification": ["accuracy"]},
+        robustness={"levels": [0.25, 2.0]},
+        explain={"enabled": False},
+    )
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    for fold, extra in zip(rows["fold"], rows["extra"], strict=True):
+        train, test = folds[fold]
+        assert set(extra["robustness"]) == {"0.25", "2"}
+        model = RandomForestClassifier(n_estimators=20, random_state=0, n_jobs=1).fit(X.iloc[train], y.iloc[train])
+        for i, level in enumerate([0.25, 2.0]):
+            noisy = perturb(X.iloc[test], X.iloc[train], level, 0 * 7919 + fold * 101 + i, [])
+            expected = (model.predict(noisy) == y.iloc[test].to_numpy()).mean()
+            assert extra["robustness"][f"{level:g}"]["accuracy"] == pytest.approx(expected, abs=1e-12)
+    # heavy noise hurts: the mean score at 2 standard deviations is below the clean score
+    clean = rows["accuracy"].mean()
+    assert np.mean([e["robustness"]["2"]["accuracy"] for e in rows["extra"]]) < clean
+
+
+def test_shap_values_are_stored_for_the_first_repeat_and_add_up(tmp_path):
+    """Explanations land in the store per fold, for a shared row prefix, and sum to the model's output."""
+    _, rows = _run(
+        tmp_path,
+        [{"name": "diabetes", "source": "sklearn:diabetes"}],
+        [
+            {"name": "ridge", "model": "linear"},
+            {"name": "rf", "model": "random_forest", "params": {"n_estimators": 10}},
+        ],
+        {"regression": ["r2"]},
+        cv={"scheme": "kfold", "folds": 2, "repeats": 2},
+        explain={"max_rows": 30, "min_s": 2.0},
+    )
+    with Store(tmp_path / "results.db") as store:
+        stored = store.explanations(rows["key"])
+    explained = rows[rows["key"].isin(stored)]
+    assert sorted(explained["repeat"].unique()) == [0] and len(explained) == 4  # 2 models x 2 folds of repeat 0
+    for fold in (0, 1):
+        keys = explained.loc[explained["fold"] == fold, "key"].tolist()
+        prefixes = [stored[k][0]["rows"] for k in keys]
+        n = min(len(p) for p in prefixes)
+        assert n >= 5 and all(np.array_equal(p[:n], prefixes[0][:n]) for p in prefixes)
+    for key in explained["key"]:
+        arrays, meta = stored[key]
+        assert meta["features"] == list(load_diabetes(as_frame=True).data.columns)
+        assert arrays["values"].shape[1:] == (10, 1)

@@ -220,6 +220,7 @@ def test_several_seeds_rerun_every_fold_with_its_own_splits_and_random_state(tmp
     raw = {
         "name": "seeds",
         "seeds": [0, 1],
+        "explain": {"enabled": False},  # (on, only the first seed's folds would be explained)
         "cv": {"folds": 3},
         "metrics": {"classification": ["accuracy"]},
         "datasets": [{"name": "iris", "source": "sklearn:iris"}],
