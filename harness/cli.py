@@ -179,6 +179,8 @@ def run(
         f"results: {summary.out / 'results.db'}, {summary.out / 'results.csv'}, {summary.out / 'leaderboard.md'}",
         markup=False,
     )
+    for shift in summary.shifts:
+        err_console.print(f"[bold yellow]data shift:[/] {escape(shift)}", soft_wrap=True)
     if summary.failed_in_plan:
         err_console.print(
             f"{summary.failed_in_plan} folds failed; see {summary.out / 'leaderboard.md'} (Failures)", markup=False
@@ -346,12 +348,12 @@ def _print_spaces() -> None:
 def report(
     out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run's output directory (holds results.db).")],
 ) -> None:
-    """Rebuild results.csv and leaderboard.md from the store alone (no refitting)."""
-    from harness.report import write_outputs
+    """Rebuild every report (results.csv, leaderboard.md, stats.json, summary.md, report.html) from the store alone."""
+    from harness.report import OUTPUT_FILES, write_outputs
 
     boards = write_outputs(out_dir)
     _print_leaderboard(boards)
-    console.print(f"wrote {out_dir / 'results.csv'} and {out_dir / 'leaderboard.md'}", markup=False)
+    console.print("wrote " + ", ".join(str(out_dir / name) for name in OUTPUT_FILES), markup=False, soft_wrap=True)
 
 
 @app.command("check-data")

@@ -148,7 +148,7 @@ def load_side(source: str, role: str, target: str | None = None, categorical: Se
     """
     spec = DatasetSpec(name=role, source=source, target=target, categorical=list(categorical))
     if not source.lower().endswith(FILE_SUFFIXES):
-        return _side(load_dataset(spec, where=role), role)
+        return side_from_dataset(load_dataset(spec, where=role), role)
     path = Path(source)
     frame = _read_file(path, role)
     frame.columns = [str(c) for c in frame.columns]
@@ -160,10 +160,11 @@ def load_side(source: str, role: str, target: str | None = None, categorical: Se
         ds = _from_frame(spec, frame, role, None, str(path), builtin_target=_NO_TARGET)
         return Side(role, str(path), ds.X, ds.categorical, notes=ds.notes)
     ds = _from_frame(spec.model_copy(update={"categorical": present}), frame, role, None, str(path))
-    return _side(ds, role)
+    return side_from_dataset(ds, role)
 
 
-def _side(ds: Dataset, role: str) -> Side:
+def side_from_dataset(ds: Dataset, role: str) -> Side:
+    """A loaded suite dataset as one side of a comparison (class labels as their original strings)."""
     if ds.task == CLASSIFICATION and ds.labels is not None:
         y = pd.Series([str(v) for v in ds.labels[ds.y]], dtype=object)
     else:

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from harness import __version__
 from harness.datasets import Dataset, load_dataset, shared_rows
 from harness.engine import FoldTask, cpu_count, execute, limit_threads, threads_per_worker, tune_on_rows
-from harness.errors import DatasetError, EstimatorError, SuiteError
+from harness.errors import DatasetError, EstimatorError, HarnessError, SuiteError
 from harness.metrics import METRICS, TASKS
 from harness.preprocess import Columns
 from harness.registry import DEFAULT_ALLOWED_MODULES, Resolved, Resolver, build
@@ -84,6 +84,7 @@ class RunSummary:
     reused: int
     failed_in_plan: int
     interrupted: bool = False
+    shifts: list[str] = field(default_factory=list)  # "dataset: verdict" for datasets that shifted
 
     @property
     def exit_code(self) -> int:
@@ -242,6 +243,9 @@ def _load_datasets(suite: Suite, options: RunOptions, problems: list[str]) -> di
     """The datasets to run, plus any pretraining source a filter left out."""
     base_dir = suite.path.parent if suite.path else Path.cwd()
     sources = {e.pretrain.dataset for e in suite.estimators if e.pretrain is not None}
+    sources |= {
+        d.reference for d in suite.datasets if d.reference and (not options.datasets or d.name in options.datasets)
+    }
     loaded: dict[str, Dataset] = {}
     for i, spec in enumerate(suite.datasets):
         if options.datasets and spec.name not in options.datasets and spec.name not in sources:
@@ -349,6 +353,7 @@ def run_suite(
         store.record_plan(run_id, [t.key for t in plan.tasks])
         store.record_datasets(ds.describe() | {"notes": ds.notes} for ds in plan.datasets.values())
         store.record_metrics((m.name, m.task, m.greater_is_better) for m in METRICS.values())
+        shifts = check_references(plan, out, store, threads)
         todo = _select(plan.tasks, store, options)
         for t in todo:
             t.threads = threads
@@ -374,10 +379,47 @@ def run_suite(
         store.finish_run(run_id, "interrupted" if interrupted else "finished")
         keys = {t.key for t in plan.tasks}
         failed = len(keys & store.done_keys(FAILED))
-    summary = RunSummary(run_id, out, computed, len(plan.tasks) - len(todo), failed, interrupted)
+    summary = RunSummary(run_id, out, computed, len(plan.tasks) - len(todo), failed, interrupted, shifts)
     if interrupted:
         raise KeyboardInterrupt(summary)
     return summary
+
+
+def check_references(plan: Plan, out: Path, store: Store, threads: int) -> list[str]:
+    """Check each dataset with a `reference:` for shift against it (once per content); verdicts of shifts.
+
+    The result goes to the store (the report shows it) and to OUT/check-data/<dataset>/.
+    A shift does not fail the run: `harness check-data` is the gate.
+    """
+    from harness.drift import compare, side_from_dataset, write_report
+
+    shifts, stored = [], store.checks()
+    for spec in plan.suite.datasets:
+        if spec.reference is None or spec.name not in plan.datasets:
+            continue
+        new, ref = plan.datasets[spec.name], plan.loaded[spec.reference]
+        ident = f"{ref.fingerprint}:{new.fingerprint}:{plan.suite.seed}"
+        name = f"check-data:{spec.name}"
+        if stored.get(name, ("",))[0] == ident:
+            payload = stored[name][1]
+        else:
+            try:
+                report = compare(
+                    side_from_dataset(ref, "reference"),
+                    side_from_dataset(new, "new"),
+                    target=spec.target,
+                    seed=plan.suite.seed,
+                    threads=threads,
+                )
+            except HarnessError as exc:
+                shifts.append(f"{spec.name}: the check against '{spec.reference}' could not run: {exc}")
+                continue
+            write_report(report, out / "check-data" / spec.name)
+            payload = report.to_json() | {"dataset": spec.name, "reference_dataset": spec.reference}
+            store.record_check(name, ident, payload)
+        if payload["shift"]:
+            shifts.append(f"{spec.name} vs {spec.reference}: {payload['verdict']}")
+    return shifts
 
 
 def study_plan(task: FoldTask, suite: Suite, name: str, storage: str, deadline: float | None) -> StudyPlan:

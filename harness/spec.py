@@ -112,6 +112,8 @@ class DatasetSpec(_Strict):
     categorical: list[str] = Field(default_factory=list)
     drop: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
+    # Another dataset of the suite this one is checked against for shift (`harness check-data`).
+    reference: str | None = None
 
 
 class TuneSpec(_Strict):
@@ -413,6 +415,12 @@ def check_consistency(suite: Suite) -> list[str]:
             )
         if (e.pretrain is None) != (e.finetune is None):
             problems.append(f"estimators[{i}]: pretrain and finetune go together (finetune: all | head)")
+    for i, d in enumerate(suite.datasets):
+        if d.reference is not None and (d.reference not in dataset_names or d.reference == d.name):
+            problems.append(
+                f"datasets[{i}].reference: '{d.reference}' is not another dataset of this suite"
+                f"{did_you_mean(d.reference, dataset_names)}"
+            )
     names = [e.name for e in suite.estimators]
     if suite.champion is not None and suite.champion not in names:
         problems.append(

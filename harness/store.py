@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS predictions (
     key TEXT PRIMARY KEY, test_index BLOB NOT NULL, y_true BLOB NOT NULL, y_pred BLOB NOT NULL, proba BLOB
 );
+CREATE TABLE IF NOT EXISTS checks (name TEXT PRIMARY KEY, ident TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS explanations (key TEXT PRIMARY KEY, arrays BLOB NOT NULL, meta TEXT NOT NULL);
 """
 
@@ -277,3 +278,11 @@ class Store:
             if row is not None:
                 out[key] = (_from_npz(row[0]), json.loads(row[1]))
         return out
+
+    def record_check(self, name: str, ident: str, payload: dict[str, Any]) -> None:
+        """A data check's result (e.g. shift of a dataset against its reference), by name."""
+        self.db.execute("INSERT OR REPLACE INTO checks VALUES (?,?,?)", (name, ident, json.dumps(payload)))
+        self.db.commit()
+
+    def checks(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        return {n: (i, json.loads(p)) for n, i, p in self.db.execute("SELECT name, ident, payload FROM checks")}

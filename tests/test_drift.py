@@ -299,3 +299,59 @@ def test_too_few_rows_is_a_dataset_error() -> None:
     a = make_frame(1, 0).drop(columns="y")
     with pytest.raises(DatasetError, match="at least 2 rows"):
         drift.adversarial_validation(a, make_frame(20, 1).drop(columns="y"), ["cat"])
+
+
+def test_a_suite_dataset_with_a_reference_is_checked_once_per_content(tmp_path, monkeypatch):
+    """`reference:` in a suite runs check-data as a step: stored, written, reported, not recomputed."""
+    from harness.runner import RunOptions, run_suite
+    from harness.spec import parse_suite
+    from harness.store import Store
+
+    rng = np.random.default_rng(0)
+
+    def frame(shift: float) -> pd.DataFrame:
+        X = rng.normal(size=(400, 3))
+        X[:, 0] += shift
+        return pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": (X[:, 1] > 0).astype(int)})
+
+    frame(0.0).to_csv(tmp_path / "old.csv", index=False)
+    frame(1.5).to_csv(tmp_path / "new.csv", index=False)
+    suite = parse_suite(
+        {
+            "name": "ref",
+            "cv": {"folds": 2},
+            "explain": {"enabled": False},
+            "datasets": [
+                {"name": "old", "source": str(tmp_path / "old.csv"), "target": "y"},
+                {"name": "new", "source": str(tmp_path / "new.csv"), "target": "y", "reference": "old"},
+            ],
+            "estimators": [{"name": "tree", "model": "decision_tree"}],
+        }
+    )
+    summary = run_suite(suite, RunOptions(out=tmp_path / "out"))
+    assert len(summary.shifts) == 1 and summary.shifts[0].startswith("new vs old: SHIFT")
+    assert (tmp_path / "out" / "check-data" / "new" / "check-data.md").is_file()
+    with Store(tmp_path / "out" / "results.db") as store:
+        payload = store.checks()["check-data:new"][1]
+    assert payload["shift"] and payload["adversarial"]["auc_mean"] > 0.8
+    assert payload["features"][0]["column"] == "a"
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the check was recomputed for unchanged data")
+
+    monkeypatch.setattr(drift, "compare", no_recompute)
+    again = run_suite(suite, RunOptions(out=tmp_path / "out"))
+    assert again.shifts == summary.shifts
+
+
+def test_a_reference_must_be_another_dataset_of_the_suite():
+    from harness.errors import SuiteError
+    from harness.spec import parse_suite
+
+    raw = {
+        "name": "ref",
+        "datasets": [{"name": "a", "source": "sklearn:iris", "reference": "iriss"}],
+        "estimators": [{"name": "tree", "model": "decision_tree"}],
+    }
+    with pytest.raises(SuiteError, match=r"datasets\[0\]\.reference: 'iriss' is not another dataset"):
+        parse_suite(raw)
