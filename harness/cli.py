@@ -175,10 +175,9 @@ def run(
             raise typer.Exit(130) from None
     boards = write_outputs(summary.out)
     _print_leaderboard(boards)
-    console.print(
-        f"results: {summary.out / 'results.db'}, {summary.out / 'results.csv'}, {summary.out / 'leaderboard.md'}",
-        markup=False,
-    )
+    from harness.report import OUTPUT_FILES
+
+    console.print("results: " + ", ".join(str(summary.out / n) for n in ("results.db", *OUTPUT_FILES)), markup=False)
     for shift in summary.shifts:
         err_console.print(f"[bold yellow]data shift:[/] {escape(shift)}", soft_wrap=True)
     if summary.failed_in_plan:

@@ -355,3 +355,33 @@ def test_a_reference_must_be_another_dataset_of_the_suite():
     }
     with pytest.raises(SuiteError, match=r"datasets\[0\]\.reference: 'iriss' is not another dataset"):
         parse_suite(raw)
+
+
+def test_the_report_shows_the_data_check(tmp_path):
+    from harness.report import write_outputs
+    from harness.runner import RunOptions, run_suite
+    from harness.spec import parse_suite
+
+    rng = np.random.default_rng(1)
+    for name, shift in (("old", 0.0), ("new", 2.0)):
+        X = rng.normal(size=(300, 2))
+        X[:, 0] += shift
+        pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": (X[:, 1] > 0).astype(int)}).to_csv(
+            tmp_path / f"{name}.csv", index=False
+        )
+    suite = parse_suite(
+        {
+            "name": "ref",
+            "cv": {"folds": 2},
+            "explain": {"enabled": False},
+            "datasets": [
+                {"name": "old", "source": str(tmp_path / "old.csv"), "target": "y"},
+                {"name": "new", "source": str(tmp_path / "new.csv"), "target": "y", "reference": "old"},
+            ],
+            "estimators": [{"name": "tree", "model": "decision_tree"}],
+        }
+    )
+    run_suite(suite, RunOptions(out=tmp_path / "out"))
+    write_outputs(tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="data-checks"' in html and "new vs old" in html and "SHIFT" in html

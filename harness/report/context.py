@@ -48,6 +48,8 @@ class ReportData:
     explanations: dict[str, dict[str, list[FoldExplanation]]] = field(default_factory=dict)
     # dataset -> estimator -> distinct reasons a fold could not be explained
     explain_failures: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # dataset -> its check-data result against its `reference:` dataset
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def folds(self) -> pd.DataFrame:
@@ -81,6 +83,11 @@ def load_report_data(store: Store) -> ReportData:
     stats = analyse_store(store, analysis_options(suite))
     data = ReportData(boards, stats, suite, settings, versions)
     _attach_explanations(data, store)
+    current = {d.get("name") for d in suite.get("datasets", []) if d.get("reference")}
+    for name, (_, payload) in sorted(store.checks().items()):
+        dataset = payload.get("dataset", name.split(":", 1)[-1])
+        if dataset in current:
+            data.checks[dataset] = payload
     return data
 
 

@@ -105,6 +105,7 @@ def render_html(data: ReportData) -> str:
         ("learning-curves", "MLP learning curves", learning_curves_section),
         ("robustness", "Robustness to noisy inputs", robustness_section),
         ("stability", "Stability across seeds", stability_section),
+        ("data-checks", "Data checks", data_checks_section),
         ("failures", "Failures", failures_section),
         ("method", "Method: tests, rope and failure policy", method_section),
         ("environment", "Environment", environment_section),
@@ -777,6 +778,31 @@ def robustness_section(data: ReportData) -> list[Block] | None:
                  "Gaussian noise of level × the training standard deviation, a share `level` of categorical values is "
                  "swapped for another training category.")  # fmt: skip
     return [intro, *blocks]
+
+
+# ---------------------------------------------------------------- data checks
+
+
+def data_checks_section(data: ReportData) -> list[Block] | None:
+    """Each dataset with a `reference:`: the shift verdict and the most shifted features."""
+    if not data.checks:
+        return None
+    blocks: list[Block] = [para("Datasets checked against their reference dataset before their results are trusted "
+                                "(`reference:` in the suite; the same checks as `harness check-data`).")]  # fmt: skip
+    for ds, check in data.checks.items():
+        blocks.append(heading(f"{ds} vs {check.get('reference_dataset', '?')}", anchor("check", ds)))
+        blocks.append(para(badge("shift", "flag") if check.get("shift") else badge("no shift", "best")))
+        blocks.append(para(str(check.get("verdict", ""))))
+        adv = check.get("adversarial") or {}
+        if adv:
+            blocks.append(para(f"Adversarial validation ROC AUC {fmt_num(adv.get('auc_mean'), 3)} ± "
+                               f"{fmt_num(adv.get('auc_std'), 3)} (permuted labels: "
+                               f"{fmt_num(adv.get('null_auc_mean'), 3)}); 0.5 means the rows cannot be told apart."))  # fmt: skip
+        rows = [[f.get("column", ""), f.get("kind", ""), f.get("test", ""), fmt_num(f.get("distance"), 3),
+                 fmt_p(f.get("p_holm", f.get("p_value")))] for f in (check.get("features") or [])[:10]]  # fmt: skip
+        if rows:
+            blocks.append(table(["feature", "kind", "test", "distance", "p (Holm)"], rows, left=3))
+    return blocks
 
 
 # ---------------------------------------------------------------- seeds
