@@ -29,28 +29,10 @@ import pandas as pd
 
 from harness import stats
 from harness.leaderboard import load_leaderboards
-from harness.metrics import CLASSIFICATION, METRICS, PREDICT, PROBA, SCORE
+from harness.metrics import BOUNDED_METRICS, CLASSIFICATION, METRICS, PREDICT, PROBA, SCORE
 from harness.store import FAILED, OK, SKIPPED, Store
 
-# Metrics whose values live on a fixed scale (at most 1): one rope width fits all datasets.
-BOUNDED_METRICS = frozenset(
-    {
-        "accuracy",
-        "balanced_accuracy",
-        "f1_macro",
-        "f1_weighted",
-        "f1_micro",
-        "f1_binary",
-        "precision_macro",
-        "recall_macro",
-        "roc_auc",
-        "average_precision",
-        "r2",
-        "explained_variance",
-    }
-)
-# Errors and losses in the target's units: a rope must scale with the scores themselves.
-UNBOUNDED_METRICS = frozenset({"log_loss", "rmse", "mse", "mae", "median_ae", "mape"})
+UNBOUNDED_METRICS = frozenset(METRICS) - BOUNDED_METRICS
 
 FOLD_ID = ["seed", "repeat", "fold"]
 A_BETTER, B_BETTER, NO_DIFFERENCE, NOT_TESTED = "A better", "B better", "no significant difference", "not tested"

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.metrics import METRICS
+from harness.metrics import BOUNDED_METRICS, METRICS
 from harness.spec import CVSpec, did_you_mean
 from harness.splits import cv_definition
 from harness.store import FAILED, OK, SKIPPED, Store
@@ -68,21 +68,6 @@ VERSION_PACKAGES = (
     "lightgbm",
     "xgboost",
     "torch",
-)
-# Metrics bounded in [0, 1] (r2 and explained_variance above by 1): an absolute tolerance makes sense.
-BOUNDED = frozenset(
-    {
-        "accuracy",
-        "balanced_accuracy",
-        "f1_macro",
-        "f1_weighted",
-        "precision_macro",
-        "recall_macro",
-        "roc_auc",
-        "average_precision",
-        "r2",
-        "explained_variance",
-    }
 )
 DEFAULT_TOLERANCE = 0.005
 PAIRED = "paired (corrected t)"
@@ -620,7 +605,7 @@ def _newly_failed(b_cell: dict[str, Any], c_cell: dict[str, Any], paired: bool) 
 def _tolerance(metric: str, baseline_mean: float | None, options: CheckOptions) -> float:
     if options.tolerance is not None:
         return options.tolerance
-    if metric in BOUNDED or baseline_mean is None:
+    if metric in BOUNDED_METRICS or baseline_mean is None:
         return DEFAULT_TOLERANCE
     return DEFAULT_TOLERANCE * abs(baseline_mean)
 

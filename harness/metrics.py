@@ -202,6 +202,25 @@ DEFAULT_METRICS = {
 }
 
 
+# Metrics on a fixed scale (at most 1; r2 and explained_variance are bounded above): one
+# absolute width (a rope, a tolerance) means the same on every dataset. The others (log
+# loss and errors in the target's units) need widths relative to the scores themselves.
+BOUNDED_METRICS = frozenset(
+    {
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "precision_macro",
+        "recall_macro",
+        "roc_auc",
+        "average_precision",
+        "r2",
+        "explained_variance",
+    }
+)
+
+
 def get_metric(name: str) -> Metric:
     return METRICS[name]
 
