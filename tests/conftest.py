@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -36,3 +39,23 @@ def tiny_mixed_csv(tmp_path: Path) -> Path:
     path = tmp_path / "mixed.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch):
+    """Invoke the app in this process (from the project root); returns a CompletedProcess like `harness`."""
+    import harness.cli as harness_cli
+
+    monkeypatch.setattr(harness_cli, "console", Console(width=250, color_system=None))
+    monkeypatch.setattr(harness_cli, "err_console", Console(stderr=True, width=250, color_system=None))
+    monkeypatch.delenv("HARNESS_DEBUG", raising=False)
+    monkeypatch.delenv("HARNESS_ALLOW_MODULES", raising=False)
+    monkeypatch.chdir(ROOT)
+
+    def invoke(*args: str | Path) -> subprocess.CompletedProcess:
+        result = CliRunner().invoke(harness_cli.app, [str(a) for a in args])
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+    return invoke

@@ -18,11 +18,8 @@ import numpy as np
 import pytest
 import sklearn
 import yaml
-from rich.console import Console
 from scipy import stats
-from typer.testing import CliRunner
 
-import harness.cli as harness_cli
 from harness.baseline import CheckOptions, check_run, load_baseline, save_baseline
 from harness.runner import RunOptions, run_suite
 from harness.spec import load_suite
@@ -64,17 +61,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch):
-    """Invoke the app in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(harness_cli, "console", Console(width=250, color_system=None))
-    monkeypatch.setattr(harness_cli, "err_console", Console(stderr=True, width=250, color_system=None))
-    monkeypatch.delenv("HARNESS_DEBUG", raising=False)
+def cli(cli):
+    """`harness ARGS` in this process, as (exit code, stdout, stderr)."""
 
     def invoke(*args: str | Path) -> tuple[int, str, str]:
-        result = CliRunner().invoke(harness_cli.app, [str(a) for a in args])
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result.exit_code, result.stdout, result.stderr
+        proc = cli(*args)
+        return proc.returncode, proc.stdout, proc.stderr
 
     return invoke
 

@@ -18,10 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from rich.console import Console
-from typer.testing import CliRunner
 
-import harness.cli as harness_cli
 from harness import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,24 +39,6 @@ def harness(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProc
         text=True,
         timeout=timeout,
     )
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch):
-    """Invoke the app in this process; returns (exit code, stdout, stderr) like `harness`."""
-    monkeypatch.setattr(harness_cli, "console", Console(width=200, color_system=None))
-    monkeypatch.setattr(harness_cli, "err_console", Console(stderr=True, width=200, color_system=None))
-    monkeypatch.delenv("HARNESS_DEBUG", raising=False)
-    monkeypatch.delenv("HARNESS_ALLOW_MODULES", raising=False)
-    monkeypatch.chdir(ROOT)
-
-    def invoke(*args: str | Path) -> subprocess.CompletedProcess:
-        result = CliRunner().invoke(harness_cli.app, [str(a) for a in args])
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-    return invoke
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:

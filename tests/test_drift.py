@@ -17,12 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from rich.console import Console
 from scipy.stats import chi2
 from statsmodels.stats.multitest import multipletests
-from typer.testing import CliRunner
 
-import harness.cli as harness_cli
 from harness import drift
 from harness.errors import DatasetError
 
@@ -50,23 +47,6 @@ def make_frame(n: int, seed: int, shifted: bool = False) -> pd.DataFrame:
 def write(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False)
     return path
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch):
-    """Invoke the app in this process; returns (exit code, stdout, stderr) like `harness`."""
-    monkeypatch.setattr(harness_cli, "console", Console(width=200, color_system=None))
-    monkeypatch.setattr(harness_cli, "err_console", Console(stderr=True, width=200, color_system=None))
-    monkeypatch.delenv("HARNESS_DEBUG", raising=False)
-    monkeypatch.chdir(ROOT)
-
-    def invoke(*args: str | Path) -> subprocess.CompletedProcess:
-        result = CliRunner().invoke(harness_cli.app, [str(a) for a in args])
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-    return invoke
 
 
 @pytest.fixture(scope="module")
