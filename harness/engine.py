@@ -152,7 +152,9 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
     extra |= fitted_extras(model)
     if task.robustness:
         extra["robustness"] = score_perturbed(task, model, X_train, X_test, y_test)
-    explanation = explain(task, model, X_train, fit_time, notes) if task.explain else None
+    # Tuning is training too: a tuned fold's SHAP budget counts its study's wall time.
+    training_s = fit_time + float(extra.get("tuning", {}).get("wall_s") or 0.0)
+    explanation = explain(task, model, X_train, training_s, notes) if task.explain else None
     if caught:  # kept with the fold instead of flooding the terminal
         notes["warnings"] = " | ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:2000]
     return task.result(
@@ -191,7 +193,7 @@ def score_perturbed(
 
 
 def explain(
-    task: FoldTask, model: Any, X_train: Any, fit_time: float, notes: dict[str, str]
+    task: FoldTask, model: Any, X_train: Any, training_s: float, notes: dict[str, str]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """SHAP values for a seeded prefix of the fold's test rows, within the fold's SHAP time budget.
 
@@ -200,7 +202,7 @@ def explain(
     from harness.explain import explain_fold, explain_rows
 
     settings, ds = task.explain or {}, task.dataset
-    budget = max(settings["min_s"], settings["budget_share"] * fit_time)
+    budget = max(settings["min_s"], settings["budget_share"] * training_s)
     rows = explain_rows(task.split.test, task.seed * 1_000_003 + task.split.fold)[: settings["max_rows"]]
     try:
         with threadpool_limits(limits=task.threads), warnings.catch_warnings():

@@ -43,6 +43,7 @@ OUTPUT_SPACES = ("raw", "log-odds", "probability")
 
 DEFAULT_MAX_ROWS = 200  # rows a fold explains at most (the budget usually decides)
 DEFAULT_BACKGROUND = 50  # training rows that stand in for "feature absent" in the permutation explainer
+MIN_BACKGROUND = 5  # fewest background rows a slow model's budget may cut the background to
 LINEAR_BACKGROUND = 1000  # training rows whose mean is the linear explainer's reference point
 MAX_PERMUTATIONS = 10  # antithetic permutations per row when the budget allows (shap's "auto")
 MIN_ROWS = 5  # the first timed batch of a cheap explainer; a handful of rows whenever possible
@@ -355,7 +356,8 @@ class _Plan:
     first: int = MIN_ROWS
     max_evals: int | None = None
     n_background: int | None = None
-    calibrate: Callable[[pd.DataFrame, float], None] | None = None  # permutation: choose max_evals
+    # permutation: choose max_evals; returns the expected seconds per row at that setting
+    calibrate: Callable[[pd.DataFrame, float], float] | None = None
     warm_up_s: float = 0.0  # one-time compilation, kept off the budget clock
 
 
@@ -481,18 +483,22 @@ def _permutation_plan(est: Any, task: str, codec: _FrameCodec, background: np.nd
     def f(A: np.ndarray) -> np.ndarray:
         return respond(codec.decode(A))
 
-    masker = shap.maskers.Independent(background, max_samples=len(background))
-    with _global_numpy_seed(seed):  # shap seeds numpy's global RNG in its constructor
-        explainer = shap.PermutationExplainer(f, masker, seed=seed)
     per_perm = 2 * len(codec.columns) + 1  # model evaluations of one antithetic permutation
     done: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (row position, max_evals) -> result
+    state: dict[str, Any] = {}
+
+    def build(bg: np.ndarray) -> None:
+        masker = shap.maskers.Independent(bg, max_samples=len(bg))
+        with _global_numpy_seed(seed):  # shap seeds numpy's global RNG in its constructor
+            state["explainer"] = shap.PermutationExplainer(f, masker, seed=seed)
+        plan.n_background = len(bg)
 
     def explain_row(a: np.ndarray, pos: int) -> tuple[np.ndarray, np.ndarray]:
         key = (pos, plan.max_evals)
         if key not in done:
             # one seed per row position: a row's values do not depend on the batch it was computed in
             with _global_numpy_seed(seed * 1_000_003 + pos):
-                out = explainer(a[None, :], max_evals=plan.max_evals, silent=True)
+                out = state["explainer"](a[None, :], max_evals=plan.max_evals, silent=True)
             values = np.asarray(out.values, dtype=np.float64).reshape(1, len(a), -1)
             done[key] = values, np.asarray(out.base_values, dtype=np.float64).ravel()
         return done[key]
@@ -501,13 +507,28 @@ def _permutation_plan(est: Any, task: str, codec: _FrameCodec, background: np.nd
         results = [explain_row(a, pos + i) for i, a in enumerate(codec.encode(Xm))]
         return np.concatenate([v for v, _ in results]), results[0][1]
 
-    def calibrate(Xm: pd.DataFrame, seconds_left: float) -> None:
-        """Time one row at one permutation, then give every row as many permutations as the budget allows."""
+    def calibrate(Xm: pd.DataFrame, seconds_left: float) -> float:
+        """Time one row at one permutation, then give every row as many permutations as the budget allows.
+
+        Returns the expected seconds per row: the timed row is cached, so re-timing it would say ~0.
+        """
+        # A row costs about per_perm evaluations of the whole background: time a few of them in one call,
+        # so a model too slow for the budget (an SVC with many support vectors) gets a smaller
+        # background before the first row is paid for.
+        tiles = min(per_perm, 8)
+        t0 = time.perf_counter()
+        f(np.tile(background, (tiles, 1)))
+        row_estimate = per_perm / tiles * (time.perf_counter() - t0)
+        n_bg = len(background)
+        if row_estimate > seconds_left * _SAFETY:
+            n_bg = max(MIN_BACKGROUND, int(n_bg * seconds_left * _SAFETY / row_estimate))
+        build(background[:n_bg])
         t0 = time.perf_counter()
         compute(Xm.iloc[:1], 0)
         per_row = time.perf_counter() - t0
-        affordable = int(seconds_left * _SAFETY / max(per_row * len(Xm), 1e-9))
-        plan.max_evals = per_perm * min(MAX_PERMUTATIONS, max(1, affordable))
+        permutations = min(MAX_PERMUTATIONS, max(1, int(seconds_left * _SAFETY / max(per_row * len(Xm), 1e-9))))
+        plan.max_evals = per_perm * permutations
+        return per_row * permutations
 
     plan = _Plan(
         "permutation",
@@ -611,13 +632,14 @@ def _run_budgeted(plan: _Plan, Xm: pd.DataFrame, budget_s: float, start: float) 
     alone exceeds the budget still reports a few rows, and the overshoot is that one batch.
     """
     n_max = len(Xm)
+    expected = 0.0  # seconds per row known beforehand (the calibration row is cached, so its re-run is free)
     if plan.calibrate is not None:
-        plan.calibrate(Xm, budget_s - (time.perf_counter() - start))
+        expected = plan.calibrate(Xm, budget_s - (time.perf_counter() - start))
     parts, base, done, size = [], None, 0, min(plan.first, n_max)
     while size > 0:
         t0 = time.perf_counter()
         values, b = plan.compute(Xm.iloc[done : done + size], done)
-        per_row = (time.perf_counter() - t0) / size
+        per_row = max((time.perf_counter() - t0) / size, expected)
         parts.append(values)
         base = b if base is None else base
         done += size

@@ -190,8 +190,8 @@ class ExplainSpec(_Strict):
     """SHAP values per fold (first repeat), on a seeded sample of each fold's test rows."""
 
     enabled: bool = True
-    budget_share: float = Field(0.15, ge=0, le=10)  # of the fold's fit time...
-    min_s: float = Field(0.5, ge=0)  # ...but at least this many seconds per fold
+    budget_share: float = Field(0.15, ge=0, le=10)  # of the fold's training (fit + tuning) time...
+    min_s: float = Field(0.2, ge=0)  # ...but at least this many seconds per fold
     max_rows: int = Field(200, ge=1)
 
 

@@ -349,12 +349,15 @@ def test_a_model_without_scores_raises_explain_error_only(mixed):
 class _SlowClassifier(ClassifierMixin, BaseEstimator):
     """Each predict_proba call sleeps: a model whose explanation cost is known."""
 
+    def __init__(self, sleep: float = 0.01):
+        self.sleep = sleep
+
     def fit(self, X, y):
         self.classes_ = np.unique(y)
         return self
 
     def predict_proba(self, X):
-        time.sleep(0.01)
+        time.sleep(self.sleep)
         p = 1 / (1 + np.exp(-np.nan_to_num(X["q"].to_numpy(dtype=float))))
         return np.column_stack([1 - p, p])
 
@@ -368,6 +371,15 @@ def test_budget_is_respected_and_a_smaller_budget_explains_fewer_rows(numeric):
     assert large.seconds <= 0.6 + 0.25
     assert 1 <= small.n_rows < large.n_rows <= 30
     assert small.max_evals == 2 * 4 + 1  # tight budget: one permutation, rows first
+
+
+def test_an_expensive_model_stops_at_its_budget_after_the_calibration_row(numeric):
+    """The calibration row is cached; the next batch must be sized by its cost, not by the free re-run."""
+    X = numeric["X"]
+    model = _SlowClassifier(sleep=0.05).fit(X, numeric["binary"])
+    out = _explain(model, X, budget_s=0.4, max_rows=40)
+    assert out.seconds <= 0.4 + 0.25
+    assert 1 <= out.n_rows <= 8
 
 
 def test_every_model_explains_a_prefix_of_the_same_rows(mixed):
@@ -454,3 +466,21 @@ def test_rank_agreement_matches_hand_computed_kendall_tau():
     assert tau.loc["m1", "m3"] == pytest.approx(-1.0)
     assert tau.loc["m1", "m4"] == pytest.approx(-1.0)
     assert tau.loc["m1", "m1"] == pytest.approx(1.0)
+
+
+class _RowCostClassifier(_SlowClassifier):
+    """predict_proba costs time per row: a model whose background size drives the explanation's cost."""
+
+    def predict_proba(self, X):
+        time.sleep(self.sleep * len(X))
+        p = 1 / (1 + np.exp(-np.nan_to_num(X["q"].to_numpy(dtype=float))))
+        return np.column_stack([1 - p, p])
+
+
+def test_a_model_too_slow_for_the_budget_gets_a_smaller_background(numeric):
+    X = numeric["X"]
+    model = _RowCostClassifier(sleep=2e-4).fit(X, numeric["binary"])  # one row, 50 background: ~0.09 s
+    roomy = _explain(model, X, budget_s=5.0, max_rows=3)
+    tight = _explain(model, X, budget_s=0.05, max_rows=3)
+    assert roomy.n_background == 50
+    assert 5 <= tight.n_background < 50 and tight.seconds <= 0.05 + 0.3
