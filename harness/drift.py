@@ -546,6 +546,11 @@ def compare(
         for f in features:
             f.importance = adv.importance.get(f.column, 0.0)
         features = _ranked(features)  # importance breaks ties in distance
+        if adv.auc_mean < 0.4:
+            notes.append(
+                f"adversarial AUC {adv.auc_mean:.2f} is far below 0.5: the two datasets share identical rows, "
+                "and each row's twin with the other label sits in the training folds (not a shift)"
+            )
         if adv.subsampled:
             notes.append(
                 f"adversarial validation used a seeded subsample of at most {max_rows:,} rows per side "

@@ -111,6 +111,8 @@ def test_builtin_source_against_itself(cli, tmp_path: Path) -> None:
     assert all(f["distance"] == 0 for f in report["features"])
     assert report["label"]["distance"] == 0  # the builtin target is compared, not used as a feature
     assert len(report["adversarial"]["features"]) == 4
+    # identical rows on both sides push the AUC below 0.5; the report says why instead of leaving a puzzle
+    assert report["adversarial"]["auc_mean"] < 0.4 and any("share identical rows" in n for n in report["notes"])
 
 
 def test_without_target_every_column_is_a_feature(files) -> None:
