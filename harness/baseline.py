@@ -389,7 +389,8 @@ class CheckResult:
     def verdict_line(self) -> str:
         n = {v: len(self.by_verdict(v)) for v in (REGRESSED, IMPROVED, UNCHANGED, NOT_COMPARED)}
         lost = [c.dataset for c in self.champion if c.failed]
-        head = "REGRESSED" if self.regressed else "OK: no regressions"
+        regressed = n[REGRESSED] > 0
+        head = "REGRESSED" if regressed else ("FAILED: champion lost" if self.regressed else "OK: no regressions")
         parts = [f"{n[REGRESSED]} regressed", f"{n[IMPROVED]} improved", f"{n[UNCHANGED]} unchanged"]
         if n[NOT_COMPARED]:
             parts.append(f"{n[NOT_COMPARED]} not compared")

@@ -238,6 +238,7 @@ def test_champion_must_stay_best_or_tied(runs, tmp_path):
     _, p_worse = _hand_corrected(diff, np.mean([v[1] for v in tree.values()]), np.mean([v[2] for v in tree.values()]))
     assert wine.status == "worse" and wine.best == "rf" and wine.p_worse == pytest.approx(p_worse)
     assert lost.exit_code == 1 and not lost.by_verdict("regressed")  # the champion alone fails the check
+    assert lost.verdict_line.startswith("FAILED: champion lost") and "wine" in lost.verdict_line.split("lost on")[-1]
 
 
 def test_bad_input_exits_2_with_one_line(runs, saved, tmp_path, cli):
