@@ -435,7 +435,8 @@ def _tree_plan(est: Any, task: str, codec: _FrameCodec) -> _Plan:
         return _cols(proba[:, 1] if proba.shape[1] == 2 else proba)
 
     space = "raw" if task == REGRESSION else ("log-odds" if margin else "probability")
-    return _Plan("tree", compute, reference, space, first=16)
+    # TreeSHAP costs O(trees x leaves x depth^2) per row: a big forest needs a small first probe.
+    return _Plan("tree", compute, reference, space, first=2)
 
 
 def _linear_plan(est: Any, task: str, codec: _FrameCodec, background: np.ndarray) -> _Plan:
