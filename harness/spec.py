@@ -191,7 +191,7 @@ class ExplainSpec(_Strict):
 
     enabled: bool = True
     budget_share: float = Field(0.15, ge=0, le=10)  # of the fold's training (fit + tuning) time...
-    min_s: float = Field(0.2, ge=0)  # ...but at least this many seconds per fold
+    min_s: float = Field(0.1, ge=0)  # ...but at least this many seconds per fold
     max_rows: int = Field(200, ge=1)
 
 
