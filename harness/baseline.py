@@ -56,19 +56,6 @@ from harness.store import FAILED, OK, SKIPPED, Store
 
 FORMAT = "harness-baseline"
 FORMAT_VERSION = 1
-# Packages whose version change can move scores; compared between baseline and run.
-VERSION_PACKAGES = (
-    "python",
-    "harness",
-    "scikit-learn",
-    "numpy",
-    "pandas",
-    "scipy",
-    "joblib",
-    "lightgbm",
-    "xgboost",
-    "torch",
-)
 DEFAULT_TOLERANCE = 0.005
 PAIRED = "paired (corrected t)"
 UNPAIRED = "unpaired (Welch)"
@@ -494,7 +481,7 @@ def _run_mismatches(baseline: dict[str, Any], current: dict[str, Any]) -> list[M
     if baseline.get("suite") != current.get("suite"):
         out.append(Mismatch("suite", "info", f"suite '{baseline.get('suite')}' → '{current.get('suite')}'"))
     old, new = baseline.get("versions", {}), current.get("versions", {})
-    for pkg in VERSION_PACKAGES:
+    for pkg in sorted(set(old) | set(new)):  # the key packages the run recorded (runner.package_versions)
         if old.get(pkg) != new.get(pkg):
             out.append(
                 Mismatch("versions", "warning", f"{pkg} {old.get(pkg) or 'absent'} → {new.get(pkg) or 'absent'}")

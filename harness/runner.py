@@ -107,13 +107,10 @@ def environment(suite: Suite) -> dict[str, Any]:
         "cpus": cpu_count(),
         "gpu": None,
     }
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            env["gpu"] = torch.cuda.get_device_name(0)
-    except Exception:  # torch missing or broken: the report just shows no GPU
-        pass
+    # Only a run whose models loaded torch can have used a GPU; importing it just to ask costs a second.
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
     env["git_revision"] = None
     if suite.path is not None:
         try:

@@ -272,12 +272,9 @@ class Store:
 
     def explanations(self, keys: Iterable[str]) -> dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]:
         """Stored SHAP values by fold key (arrays and metadata), for the keys that have them."""
-        out = {}
-        for key in keys:
-            row = self.db.execute("SELECT arrays, meta FROM explanations WHERE key = ?", (key,)).fetchone()
-            if row is not None:
-                out[key] = (_from_npz(row[0]), json.loads(row[1]))
-        return out
+        wanted = set(keys)
+        rows = self.db.execute("SELECT key, arrays, meta FROM explanations")
+        return {k: (_from_npz(a), json.loads(m)) for k, a, m in rows if k in wanted}
 
     def record_check(self, name: str, ident: str, payload: dict[str, Any]) -> None:
         """A data check's result (e.g. shift of a dataset against its reference), by name."""

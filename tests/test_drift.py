@@ -283,22 +283,18 @@ def test_too_few_rows_is_a_dataset_error() -> None:
         drift.adversarial_validation(a, make_frame(20, 1).drop(columns="y"), ["cat"])
 
 
-def test_a_suite_dataset_with_a_reference_is_checked_once_per_content(tmp_path, monkeypatch):
-    """`reference:` in a suite runs check-data as a step: stored, written, reported, not recomputed."""
-    from harness.runner import RunOptions, run_suite
+def _reference_suite(tmp_path: Path, rows: int, columns: int, shift: float, seed: int):
+    """A suite whose dataset `new` (column `a` shifted by `shift`) names `old` as its reference."""
     from harness.spec import parse_suite
-    from harness.store import Store
 
-    rng = np.random.default_rng(0)
-
-    def frame(shift: float) -> pd.DataFrame:
-        X = rng.normal(size=(400, 3))
-        X[:, 0] += shift
-        return pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": (X[:, 1] > 0).astype(int)})
-
-    frame(0.0).to_csv(tmp_path / "old.csv", index=False)
-    frame(1.5).to_csv(tmp_path / "new.csv", index=False)
-    suite = parse_suite(
+    rng = np.random.default_rng(seed)
+    names = "abc"[:columns]
+    for name, moved in (("old", 0.0), ("new", shift)):
+        X = rng.normal(size=(rows, columns))
+        X[:, 0] += moved
+        frame = pd.DataFrame(X, columns=list(names)).assign(y=(X[:, 1] > 0).astype(int))
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    return parse_suite(
         {
             "name": "ref",
             "cv": {"folds": 2},
@@ -310,6 +306,14 @@ def test_a_suite_dataset_with_a_reference_is_checked_once_per_content(tmp_path, 
             "estimators": [{"name": "tree", "model": "decision_tree"}],
         }
     )
+
+
+def test_a_suite_dataset_with_a_reference_is_checked_once_per_content(tmp_path, monkeypatch):
+    """`reference:` in a suite runs check-data as a step: stored, written, reported, not recomputed."""
+    from harness.runner import RunOptions, run_suite
+    from harness.store import Store
+
+    suite = _reference_suite(tmp_path, rows=400, columns=3, shift=1.5, seed=0)
     summary = run_suite(suite, RunOptions(out=tmp_path / "out"))
     assert len(summary.shifts) == 1 and summary.shifts[0].startswith("new vs old: SHIFT")
     assert (tmp_path / "out" / "check-data" / "new" / "check-data.md").is_file()
@@ -342,27 +346,8 @@ def test_a_reference_must_be_another_dataset_of_the_suite():
 def test_the_report_shows_the_data_check(tmp_path):
     from harness.report import write_outputs
     from harness.runner import RunOptions, run_suite
-    from harness.spec import parse_suite
 
-    rng = np.random.default_rng(1)
-    for name, shift in (("old", 0.0), ("new", 2.0)):
-        X = rng.normal(size=(300, 2))
-        X[:, 0] += shift
-        pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": (X[:, 1] > 0).astype(int)}).to_csv(
-            tmp_path / f"{name}.csv", index=False
-        )
-    suite = parse_suite(
-        {
-            "name": "ref",
-            "cv": {"folds": 2},
-            "explain": {"enabled": False},
-            "datasets": [
-                {"name": "old", "source": str(tmp_path / "old.csv"), "target": "y"},
-                {"name": "new", "source": str(tmp_path / "new.csv"), "target": "y", "reference": "old"},
-            ],
-            "estimators": [{"name": "tree", "model": "decision_tree"}],
-        }
-    )
+    suite = _reference_suite(tmp_path, rows=300, columns=2, shift=2.0, seed=1)
     run_suite(suite, RunOptions(out=tmp_path / "out"))
     write_outputs(tmp_path / "out")
     html = (tmp_path / "out" / "report.html").read_text()
