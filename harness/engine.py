@@ -201,7 +201,7 @@ def explain(
     """
     from harness.explain import explain_fold, explain_rows
 
-    settings, ds = task.explain or {}, task.dataset
+    settings, ds = task.explain, task.dataset
     budget = max(settings["min_s"], settings["budget_share"] * training_s)
     rows = explain_rows(task.split.test, task.seed * 1_000_003 + task.split.fold)[: settings["max_rows"]]
     try:
@@ -210,8 +210,6 @@ def explain(
             result = explain_fold(model, X_train, ds.X.iloc[rows], ds.task, budget, task.seed, settings["max_rows"])
     except Exception as exc:
         notes["shap"] = _one_line(exc)
-        return None
-    if result is None:
         return None
     arrays, meta = result.to_arrays()
     return arrays | {"rows": rows[: len(arrays["values"])].astype(np.int64)}, meta
@@ -253,10 +251,14 @@ def tune_on_rows(ds: Dataset, resolved: Resolved, rows: np.ndarray, plan: StudyP
 EARLY_STOPPING_FRACTION = 0.1
 
 
+def final_step(model: Any) -> Any:
+    """The estimator at the end of a fold's pipeline (the model itself when it has no preprocessing)."""
+    return model[-1] if hasattr(model, "steps") else model
+
+
 def boosting_library(model: Any) -> str | None:
     """'lightgbm' or 'xgboost' when the model's final step is one of their scikit-learn estimators."""
-    final = model[-1] if hasattr(model, "steps") else model
-    root = type(final).__module__.split(".")[0]
+    root = type(final_step(model)).__module__.split(".")[0]
     return root if root in ("lightgbm", "xgboost") else None
 
 
@@ -294,7 +296,7 @@ def fit_early_stopped(model: Any, ds: Dataset, rows: np.ndarray, rounds: int, se
 
 def fitted_extras(model: Any) -> dict[str, Any]:
     """What a fitted model learned that reports can plot (an MLP's per-epoch history)."""
-    final = model[-1] if hasattr(model, "steps") else model
+    final = final_step(model)
     history = getattr(final, "history_", None)
     if history is None:
         return {}

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from harness import __version__
 from harness.datasets import Dataset, load_dataset, shared_rows
-from harness.engine import FoldTask, cpu_count, execute, limit_threads, threads_per_worker, tune_on_rows
+from harness.engine import FoldTask, cpu_count, execute, final_step, limit_threads, threads_per_worker, tune_on_rows
 from harness.errors import DatasetError, EstimatorError, HarnessError, SuiteError
 from harness.metrics import METRICS, TASKS
 from harness.preprocess import Columns
@@ -489,7 +489,7 @@ def _attach_pretrained(todo: list[FoldTask], plan: Plan, folder: Path, threads: 
                 limit_threads(model, threads)
                 model.fit(source.X, source.y)
             partial = path.with_suffix(".partial")
-            (model[-1] if hasattr(model, "steps") else model).save_pretrained(partial)
+            final_step(model).save_pretrained(partial)
             partial.replace(path)
         t.pretrained = str(path)
 
