@@ -328,6 +328,106 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     assert _tiny(TorchMLPClassifier, device="auto", mixed_precision=True).fit(X, y).device_ == "cpu"
 
 
+def test_mixed_precision_is_a_cuda_only_setting():
+    assert mlp._autocast_dtype(torch.device("cpu"), True) is None
+    assert mlp._autocast_dtype(torch.device("cpu"), False) is None
+
+
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+
+
+@GPU
+@pytest.mark.parametrize("cls", [TorchMLPClassifier, TorchMLPRegressor])
+@pytest.mark.parametrize("precision", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("cuda_graphs", [True, False])
+def test_cuda_training_learns_like_the_cpu(cls, precision, cuda_graphs, monkeypatch):
+    """Every CUDA path (bf16 autocast, fp16 with gradient scaling, float32; graphed or not) learns the task."""
+    if precision == "float16":
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    X, y = _blobs(400)
+    target = y if cls is TorchMLPClassifier else X[:, 0] * 2.0 + X[:, 1]
+    params = {"hidden_sizes": (32,), "max_epochs": 30, "random_state": 0, "mixed_precision": precision != "float32"}
+    gpu = _tiny(cls, device="cuda", cuda_graphs=cuda_graphs, **params).fit(X, target)
+    cpu = _tiny(cls, device="cpu", **params).fit(X, target)
+    assert gpu.device_.startswith("cuda") and cpu.device_ == "cpu"
+    assert next(gpu.module_.parameters()).dtype == torch.float32  # autocast keeps float32 master weights
+    assert gpu.score(X, target) > cpu.score(X, target) - 0.05
+    assert np.isfinite(gpu.predict(X).astype(float)).all()
+
+
+@GPU
+@pytest.mark.parametrize("schedule", ["none", "cosine", "onecycle", "reduce_on_plateau"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [{"optimizer": "adamw"}, {"optimizer": "adam"}, {"optimizer": "sgd", "nesterov": True}, {"optimizer": "rmsprop"}],
+)
+def test_cuda_graph_trains_exactly_like_the_eager_loop(optimizer, schedule, monkeypatch):
+    """The captured step is the eager step: same learning rates, losses and weights (float32, no dropout).
+
+    70 training rows at batch 16 leave a short last batch, so the eager path runs in every
+    epoch too; batch norm checks that the warm-up's buffer updates are undone. After one
+    epoch the two agree to float32 rounding; over six, rounding differences (a tensor
+    learning rate, capturable optimizer kernels) grow, so that comparison is looser.
+    """
+    replays: list[int] = []
+    replay = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: replays.append(1) or replay(self))
+    X, y = _blobs(70)
+    params = {
+        **optimizer,
+        "schedule": schedule,
+        "hidden_sizes": (16, 8),
+        "batch_norm": True,
+        "dropout": 0.0,
+        "batch_size": 16,
+        "max_epochs": 6,
+        "early_stopping": False,
+        "mixed_precision": False,
+        "device": "cuda",
+        "random_state": 0,
+    }
+    graphed = _tiny(TorchMLPClassifier, cuda_graphs=True, **params).fit(X, y)
+    assert len(replays) == 4 * 6  # four full batches per epoch
+    eager = _tiny(TorchMLPClassifier, cuda_graphs=False, **params).fit(X, y)
+    assert len(replays) == 4 * 6  # none: the eager fit replays nothing
+    assert [r["lr"] for r in graphed.history_] == pytest.approx([r["lr"] for r in eager.history_], rel=1e-6)
+    assert [r["train_loss"] for r in graphed.history_] == pytest.approx(
+        [r["train_loss"] for r in eager.history_], rel=1e-4
+    )
+    np.testing.assert_allclose(graphed.predict_proba(X), eager.predict_proba(X), atol=5e-3)
+    one = {**params, "max_epochs": 1}
+    graphed = _tiny(TorchMLPClassifier, cuda_graphs=True, **one).fit(X, y)
+    eager = _tiny(TorchMLPClassifier, cuda_graphs=False, **one).fit(X, y)
+    np.testing.assert_allclose(graphed.predict_proba(X), eager.predict_proba(X), atol=2e-5)
+
+
+@GPU
+def test_cuda_graph_with_dropout_and_a_frozen_body(tmp_path):
+    """Dropout inside the graph, and head fine-tuning: the frozen body is left exactly as loaded."""
+    X, y = _blobs(300)
+    source = _tiny(TorchMLPClassifier, device="cuda", dropout=0.2, random_state=0).fit(X, y)
+    assert source.score(X, y) > 0.8
+    path = source.save_pretrained(tmp_path / "w.pt")
+    head = _tiny(TorchMLPClassifier, device="cuda", pretrained=path, finetune="head", random_state=1).fit(X, y)
+    for name, value in source.module_.body.state_dict().items():
+        assert torch.equal(head.module_.body.state_dict()[name], value)
+
+
+@GPU
+def test_cuda_auto_device_and_weights_that_load_on_the_cpu(tmp_path):
+    """device='auto' picks the GPU; weights saved from it start a CPU fine-tune."""
+    X, y = _blobs(200)
+    model = _tiny(TorchMLPClassifier, device="auto", random_state=0).fit(X, y)
+    assert model.device_.startswith("cuda")
+    proba = model.predict_proba(X)
+    assert proba.dtype == np.float64 and np.allclose(proba.sum(axis=1), 1.0)
+    path = model.save_pretrained(tmp_path / "gpu.pt")
+    head = _tiny(TorchMLPClassifier, device="cpu", pretrained=path, finetune="head", max_epochs=1).fit(X, y)
+    body = dict(head.module_.body.state_dict())
+    for name, value in model.module_.body.state_dict().items():
+        assert torch.equal(body[name], value.cpu())  # the frozen body is the GPU model's
+
+
 def test_n_threads_applies_during_fit_and_is_restored(monkeypatch):
     seen: list[int] = []
     forward = mlp.MLPNetwork.forward
