@@ -16,7 +16,7 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from harness.preprocess import Columns
 from harness.registry import Resolved, build
 from harness.splits import Split, inner_splits, validation_rows
 from harness.store import ERROR, OK, SKIPPED, TIMEOUT, FoldResult
-from harness.tuning import StudyOutcome, StudyPlan, run_study
+from harness.tuning import Report, StudyOutcome, StudyPlan, run_study
 
 
 @dataclass
@@ -237,11 +237,11 @@ def tune_on_rows(ds: Dataset, resolved: Resolved, rows: np.ndarray, plan: StudyP
     columns = Columns(ds.numeric, ds.categorical, ds.has_missing)
     n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
 
-    def evaluate(params: dict[str, Any], k: int) -> tuple[float | None, int | None]:
+    def evaluate(params: dict[str, Any], k: int, report: Report | None) -> tuple[float | None, int | None]:
         train, test = inner[k]
         model = build(resolved.with_params(params), columns)
         limit_threads(model, threads)
-        rounds = fit_early_stopped(model, ds, train, plan.early_stopping_rounds, plan.seed + k)
+        rounds = fit_early_stopped(model, ds, train, plan.early_stopping_rounds, plan.seed + k, report)
         responses = model_responses(model, ds.X.iloc[test], {metric.response}, n_classes)
         return score_fold([metric.name], ds.y[test], responses, ds.classes)[0][metric.name], rounds
 
@@ -262,12 +262,17 @@ def boosting_library(model: Any) -> str | None:
     return root if root in ("lightgbm", "xgboost") else None
 
 
-def fit_early_stopped(model: Any, ds: Dataset, rows: np.ndarray, rounds: int, seed: int) -> int | None:
+def fit_early_stopped(
+    model: Any, ds: Dataset, rows: np.ndarray, rounds: int, seed: int, report: Report | None = None
+) -> int | None:
     """Fit on `rows`; LightGBM/XGBoost stop on a validation slice of them and return the rounds kept.
 
     The slice comes out of `rows` (the inner training part), so the inner test fold that
     scores the trial never steers the stopping. The preprocessing is fitted on the rest
     only and transforms the slice, exactly as in the fold's pipeline. Other models fit as usual.
+    `report` receives the slice's score after every round (the pruner's view of the
+    learning curve, at no extra cost: early stopping computes it anyway) and may raise
+    to stop the fit.
     """
     library = boosting_library(model) if rounds > 0 and len(rows) >= 50 else None
     if library is None:
@@ -283,15 +288,48 @@ def fit_early_stopped(model: Any, ds: Dataset, rows: np.ndarray, rounds: int, se
     if library == "lightgbm":
         import lightgbm
 
-        stop = lightgbm.early_stopping(rounds, first_metric_only=True, verbose=False)
+        callbacks = [lightgbm.early_stopping(rounds, first_metric_only=True, verbose=False)]
+        if report is not None:
+            callbacks.append(_lightgbm_reporter(report))
         # LightGBM 4.7 renamed eval_set to eval_X/eval_y; the range allows older releases.
         has_eval_x = "eval_X" in inspect.signature(final.fit).parameters
         evals = {"eval_X": (X_val,), "eval_y": (y_val,)} if has_eval_x else {"eval_set": [(X_val, y_val)]}
-        final.fit(X_fit, y_fit, callbacks=[stop], **evals)
+        final.fit(X_fit, y_fit, callbacks=callbacks, **evals)
         return int(final.best_iteration_ or final.n_estimators)
-    final.set_params(early_stopping_rounds=rounds)
+    final.set_params(early_stopping_rounds=rounds, callbacks=None if report is None else [_xgboost_reporter(report)])
     final.fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
     return int(final.best_iteration) + 1
+
+
+def _lightgbm_reporter(report: Report) -> Callable[[Any], None]:
+    """A LightGBM callback passing the first validation metric of each round to `report`."""
+
+    def callback(env: Any) -> None:
+        if env.evaluation_result_list:
+            _, _, value, higher_is_better = env.evaluation_result_list[0][:4]
+            report(env.iteration + 1, float(value), bool(higher_is_better))
+
+    callback.order = 20  # before early stopping (30), whose exception would skip the fit's last round
+    return callback
+
+
+# XGBoost's evaluation metrics where higher is better (its callbacks do not say).
+_XGB_HIGHER_BETTER = ("auc", "aucpr", "map", "ndcg", "pre")
+
+
+def _xgboost_reporter(report: Report) -> Any:
+    """An XGBoost callback passing the first metric on the validation slice after each round to `report`."""
+    import xgboost
+
+    class Reporter(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+            for metrics in evals_log.values():
+                for name, values in metrics.items():
+                    report(epoch + 1, float(values[-1]), name.split("@")[0] in _XGB_HIGHER_BETTER)
+                    return False
+            return False
+
+    return Reporter()
 
 
 def fitted_extras(model: Any) -> dict[str, Any]:

@@ -199,17 +199,34 @@ class StudyOutcome:
         return self.__dict__.copy()
 
 
-# One inner-fold evaluation: (params, inner fold index) -> score of the tuning metric, and
-# optionally the boosting rounds early stopping kept (then the refit uses their mean).
-Evaluate = Callable[[dict[str, Any], int], float | tuple[float, int | None]]
+# Reports one boosting round's early-stopping score from inside a fit: (round, value,
+# higher_is_better). It raises optuna.TrialPruned when the pruner stops the trial.
+Report = Callable[[int, float, bool], None]
+
+# One inner-fold evaluation: (params, inner fold index, report or None) -> score of the
+# tuning metric, and optionally the boosting rounds early stopping kept (then the refit
+# uses their mean). `report` is None when the study does not prune.
+Evaluate = Callable[[dict[str, Any], int, Report | None], float | tuple[float, int | None]]
+
+# Boosting rounds at which a fit's learning curve is reported to the pruner: geometric,
+# two per doubling (8, 11, 16, 23, 32, 45, 64, ...), so the cost of reporting (a storage
+# write and read each) stays small whatever the number of rounds, and every trial reports
+# at the same rounds (pruners compare trials step by step).
+ROUND_CHECKPOINTS = tuple(round(8 * 2 ** (i / 2)) for i in range(27))  # up to 65,536 rounds
+_CHECKPOINT_STEP = {r: j for j, r in enumerate(ROUND_CHECKPOINTS)}
 
 
 def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome:
     """Create or resume the study and run the trials its budget has left.
 
-    The running mean over inner folds is reported after each fold so the pruner can
-    stop a bad trial early; a trial whose fit raises is recorded as FAIL and the
-    study goes on.
+    Two kinds of intermediate values let the pruner stop a bad trial early:
+    - models that report from inside their fit (boosting with early stopping) give their
+      early-stopping score at the rounds in ROUND_CHECKPOINTS, as step
+      `fold * len(ROUND_CHECKPOINTS) + checkpoint`: a hopeless trial stops within its
+      first inner fit instead of after it, which is where the time goes;
+    - every other model gives the running mean over inner folds after each fold (step = fold).
+    One study only ever sees one kind, since all its trials fit the same estimator on the
+    same rows. A trial whose fit raises is recorded as FAIL and the study goes on.
     """
     import optuna
 
@@ -229,11 +246,14 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
         n_trials = min(n_trials if n_trials is not None else 10**9, max(0, grid_size(plan.space) - len(finished)))
     timeout = _timeout(plan)
 
+    prunes = plan.pruner != "none"
+
     def objective(trial: Any) -> float:
         params = suggest(trial, plan.space)
         scores, rounds = [], []
+        in_fit: list[int] = []  # steps reported from inside fits
         for k in range(n_inner):
-            score = evaluate(params, k)
+            score = evaluate(params, k, _reporter(trial, k, plan.maximize, in_fit) if prunes else None)
             if isinstance(score, tuple):
                 score, best_round = score
                 if best_round is not None:
@@ -242,9 +262,10 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
             if score is None or not math.isfinite(score):
                 raise ValueError(f"metric {plan.metric} undefined on inner fold {k}")
             scores.append(score)
-            trial.report(float(np.mean(scores)), k)
-            if k < n_inner - 1 and trial.should_prune():
-                raise optuna.TrialPruned()
+            if not in_fit:
+                trial.report(float(np.mean(scores)), k)
+                if k < n_inner - 1 and trial.should_prune():
+                    raise optuna.TrialPruned()
         return float(np.mean(scores))
 
     # Workers sharing the study stop together once the study as a whole reaches its budget.
@@ -254,6 +275,23 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
             objective, n_trials=n_trials, timeout=timeout, catch=(Exception,), callbacks=callbacks, gc_after_trial=False
         )
     return _outcome(study, plan, time.perf_counter() - start)
+
+
+def _reporter(trial: Any, fold: int, maximize: bool, steps: list[int]) -> Report:
+    """The in-fit report for one inner fold: checkpoint rounds go to the pruner, oriented like the study."""
+    import optuna
+
+    def report(round_: int, value: float, higher_is_better: bool) -> None:
+        checkpoint = _CHECKPOINT_STEP.get(round_)
+        if checkpoint is None or not math.isfinite(value):
+            return
+        step = fold * len(ROUND_CHECKPOINTS) + checkpoint
+        steps.append(step)
+        trial.report(value if higher_is_better == maximize else -value, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    return report
 
 
 def _states() -> tuple[Any, ...]:

@@ -33,7 +33,7 @@ def _plan(tmp_path: Path, space: dict, **kw) -> StudyPlan:
         name=kw.pop("name", "s"),
         storage=f"sqlite:///{tmp_path / 'studies.db'}",
         space=parse_space(space),
-        metric="accuracy",
+        metric=kw.pop("metric", "accuracy"),
         maximize=True,
         **kw,
     )
@@ -84,7 +84,7 @@ import sys, time
 from harness.tuning import StudyPlan, parse_space, run_study
 plan = StudyPlan(name="s", storage=sys.argv[1], space=parse_space({"x": {"float": [0, 1]}}), metric="accuracy",
                  maximize=True, trials=20, pruner="none")
-def evaluate(params, k):
+def evaluate(params, k, *_):
     time.sleep(0.15)
     return params["x"]
 run_study(plan, evaluate, 1)
@@ -113,7 +113,7 @@ def test_killed_study_resumes_with_its_finished_trials_kept(tmp_path):
     time.sleep(GRACE_S + 1)  # the killed worker's heartbeat goes stale
     calls = []
     plan = _plan(tmp_path, {"x": {"float": [0, 1]}}, trials=20, pruner="none")
-    outcome = run_study(plan, lambda p, k: calls.append(p) or p["x"], 1)
+    outcome = run_study(plan, lambda p, k, *_: calls.append(p) or p["x"], 1)
     trials = optuna.load_study(study_name="s", storage=storage).trials
     finished = [t for t in trials if t.state.is_finished()]
     assert len(finished) == 20  # the killed run's trials count, the stale RUNNING one as FAIL (no heartbeat)
@@ -151,7 +151,7 @@ def test_every_default_space_samples_valid_estimators(name, task):
 def test_each_sampler_and_pruner_runs(tmp_path, sampler, pruner):
     space = {"x": {"float": [0.0, 1.0], "step": 0.25}, "n": {"int": [1, 3]}}
     plan = _plan(tmp_path, space, sampler=sampler, pruner=pruner, trials=8)
-    outcome = run_study(plan, lambda p, k: 1 - abs(p["x"] - 0.5) + 0.01 * k * p["n"], 3)
+    outcome = run_study(plan, lambda p, k, *_: 1 - abs(p["x"] - 0.5) + 0.01 * k * p["n"], 3)
     assert outcome.n_complete + outcome.n_pruned == 8 and outcome.best_value is not None
     assert set(outcome.best_params) == {"x", "n"}
 
@@ -164,7 +164,7 @@ def test_grid_search_enumerates_the_declared_grid(tmp_path):
     }
     plan = _plan(tmp_path, space, sampler="grid", pruner="none", trials=None)
     seen = []
-    outcome = run_study(plan, lambda p, k: seen.append(p) or 0.5, 1)
+    outcome = run_study(plan, lambda p, k, *_: seen.append(p) or 0.5, 1)
     assert outcome.n_complete == 12
     expected = [
         dict(zip(("depth", "leaf", "sizes"), c, strict=True))
@@ -175,12 +175,12 @@ def test_grid_search_enumerates_the_declared_grid(tmp_path):
 
 def test_pruning_stops_bad_trials(tmp_path):
     plan = _plan(tmp_path, {"x": {"float": [0.0, 1.0]}}, sampler="random", pruner="median", trials=30)
-    outcome = run_study(plan, lambda p, k: p["x"], 5)
+    outcome = run_study(plan, lambda p, k, *_: p["x"], 5)
     assert outcome.n_pruned > 0
 
 
 def test_failed_trial_is_a_fail_trial_not_a_failed_study(tmp_path):
-    def evaluate(p, k):
+    def evaluate(p, k, *_):
         if p["x"] > 0.5:
             raise ValueError("bad region")
         return p["x"]
@@ -276,7 +276,7 @@ import sys, time
 from harness.tuning import StudyPlan, parse_space, run_study
 plan = StudyPlan(name="shared", storage=sys.argv[1], space=parse_space({"x": {"float": [0, 1]}}), metric="accuracy",
                  maximize=True, trials=12, pruner="none", seed=int(sys.argv[2]))
-def evaluate(params, k):
+def evaluate(params, k, *_):
     time.sleep(0.1)
     return params["x"]
 run_study(plan, evaluate, 1)
@@ -390,3 +390,109 @@ def test_tuned_boosting_refits_with_the_rounds_early_stopping_kept(tmp_path):
         tuning = extra["tuning"]
         best = next(h for h in tuning["history"] if h["value"] == tuning["best_value"] and "best_rounds" in h)
         assert tuning["best_params"]["n_estimators"] == round(np.mean(best["best_rounds"])) < 1500
+
+
+def _boosting_model(model: str, task: str, ds, **params):
+    from harness.registry import Resolver
+
+    suite = parse_suite(
+        {
+            "name": "t",
+            "datasets": [{"name": "d", "source": "sklearn:iris"}],
+            "estimators": [{"name": "b", "model": model}],
+        }
+    )
+    resolved = Resolver(suite).resolve("b", task).with_params(params)
+    return build(resolved, Columns(ds.numeric, ds.categorical, ds.has_missing))
+
+
+@pytest.mark.parametrize("model", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize("task", [CLASSIFICATION, REGRESSION])
+def test_boosting_reports_its_learning_curve_and_a_report_can_stop_the_fit(model, task):
+    """Every round's early-stopping score reaches `report` (lower is better: logloss / l2); raising stops the fit."""
+    from harness.engine import fit_early_stopped
+
+    ds = _boosting_dataset(task)
+    seen: list[tuple[int, float, bool]] = []
+
+    def report(round_, value, higher_is_better):
+        seen.append((round_, value, higher_is_better))
+        if round_ == 16:
+            raise optuna.TrialPruned()
+
+    model_ = _boosting_model(model, task, ds, n_estimators=200, learning_rate=0.05)
+    with pytest.raises(optuna.TrialPruned):
+        fit_early_stopped(model_, ds, np.arange(400), rounds=50, seed=0, report=report)
+    assert [r for r, _, _ in seen] == list(range(1, 17))
+    assert not any(h for _, _, h in seen) and all(np.isfinite(v) for _, v, _ in seen)
+    assert seen[-1][1] < seen[0][1]  # the slice's loss falls as boosting learns
+
+    seen.clear()
+    fitted = _boosting_model(model, task, ds, n_estimators=30, learning_rate=0.05)
+    assert fit_early_stopped(fitted, ds, np.arange(400), rounds=50, seed=0, report=lambda *a: seen.append(a)) == 30
+    assert len(seen) == 30  # an unpruned fit reports every round and ends as usual
+
+
+class _FakeTrial:
+    def __init__(self, prune_at: int | None = None):
+        self.values: dict[int, float] = {}
+        self.prune_at = prune_at
+
+    def report(self, value, step):
+        self.values[step] = value
+
+    def should_prune(self):
+        return self.prune_at is not None and max(self.values) >= self.prune_at
+
+
+@pytest.mark.parametrize("maximize", [True, False])
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_in_fit_reports_go_to_checkpoint_steps_oriented_like_the_study(maximize, higher_is_better):
+    from harness.tuning import ROUND_CHECKPOINTS, _reporter
+
+    assert ROUND_CHECKPOINTS[:8] == (8, 11, 16, 23, 32, 45, 64, 91) and ROUND_CHECKPOINTS[-1] == 65536
+    trial, steps = _FakeTrial(), []
+    report = _reporter(trial, 2, maximize, steps)
+    for round_ in range(1, 70):
+        report(round_, 0.25, higher_is_better)
+    report(80, float("nan"), higher_is_better)  # not a checkpoint anyway; NaN is never reported
+    width = len(ROUND_CHECKPOINTS)
+    assert sorted(trial.values) == steps == [2 * width + j for j in range(7)]  # rounds 8 .. 64 of fold 2
+    assert set(trial.values.values()) == {0.25 if higher_is_better == maximize else -0.25}
+    pruning = _reporter(_FakeTrial(prune_at=2 * width + 2), 2, maximize, [])
+    with pytest.raises(optuna.TrialPruned):
+        for round_ in range(1, 70):
+            pruning(round_, 0.25, higher_is_better)
+    assert round_ == 16  # the third checkpoint
+
+
+def test_boosting_trials_are_pruned_inside_their_first_fit(tmp_path):
+    """With early stopping on, the pruner sees learning curves: pruned trials stop before their first fit ends."""
+    from harness.engine import tune_on_rows
+    from harness.registry import Resolver
+    from harness.tuning import ROUND_CHECKPOINTS
+
+    ds = _boosting_dataset(CLASSIFICATION, n=600)
+    suite = parse_suite(
+        {
+            "name": "t",
+            "datasets": [{"name": "d", "source": "sklearn:iris"}],
+            "estimators": [{"name": "b", "model": "lightgbm"}],
+        }
+    )
+    resolved = Resolver(suite).resolve("b", CLASSIFICATION)
+    space = {"n_estimators": {"int": [100, 300]}, "learning_rate": {"float": [0.001, 0.3], "log": True}}
+    plan = _plan(
+        tmp_path, space, metric="roc_auc", sampler="random", pruner="median", trials=16, early_stopping_rounds=20
+    )
+    outcome = tune_on_rows(ds, resolved, np.arange(600), plan, threads=1)
+    study = optuna.load_study(study_name="s", storage=plan.storage)
+    width = len(ROUND_CHECKPOINTS)
+    steps = [set(t.intermediate_values) for t in study.trials]
+    assert all(steps) and all(s <= set(range(3 * width)) for s in steps)  # only in-fit checkpoint steps
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert all({s // width for s in t.intermediate_values} == {0, 1, 2} for t in complete)  # all three folds
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert outcome.n_pruned == len(pruned) >= 1
+    assert any(max(t.intermediate_values) < width for t in pruned)  # stopped inside the first inner fit
+    assert all(v < 0 for t in study.trials for v in t.intermediate_values.values())  # -logloss, maximized
