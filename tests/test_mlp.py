@@ -201,7 +201,7 @@ def test_reduce_on_plateau_lowers_the_rate_when_validation_stalls():
     model = _tiny(TorchMLPClassifier, hidden_sizes=(64, 64), patience=6, max_epochs=60, random_state=0).fit(X, y)
     lrs = [h["lr"] for h in model.history_]
     reductions = np.log(np.array(lrs) / 0.01) / np.log(mlp._PLATEAU_FACTOR)  # each lr is 0.01 x factor^k
-    assert lrs[0] == 0.01 and reductions.max() >= 1 - 1e-9
+    assert lrs[0] == pytest.approx(0.01) and reductions.max() >= 1 - 1e-6  # float32 on a graphed GPU fit
     np.testing.assert_allclose(reductions, np.round(reductions), atol=1e-6)
 
 

@@ -118,8 +118,11 @@ def test_killed_study_resumes_with_its_finished_trials_kept(tmp_path):
     finished = [t for t in trials if t.state.is_finished()]
     assert len(finished) == 20  # the killed run's trials count, the stale RUNNING one as FAIL (no heartbeat)
     assert {t.number: t.value for t in finished if t.number in kept} == kept
-    assert len(calls) == 20 - len(kept) - stale  # only the missing trials ran
-    assert sum(t.state == optuna.trial.TrialState.FAIL for t in trials) == stale
+    # A kill that lands between a trial's creation and its first heartbeat leaves a RUNNING
+    # trial optuna cannot tell from a live worker's; it stays RUNNING and does not count.
+    failed = sum(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert failed <= stale and sum(t.state == optuna.trial.TrialState.RUNNING for t in trials) == stale - failed
+    assert len(calls) == 20 - len(kept) - failed  # only the missing trials ran
     assert outcome.best_value == max(t.value for t in finished if t.value is not None)
 
 
