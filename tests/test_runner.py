@@ -40,10 +40,10 @@ def _suite_file(tmp_path: Path, log: Path, seconds: float) -> Path:
     return path
 
 
-def _start_run(tmp_path: Path, **popen_kw) -> tuple[subprocess.Popen, list[str], Path, Path]:
+def _start_run(tmp_path: Path, seconds: float = 0.4, **popen_kw) -> tuple[subprocess.Popen, list[str], Path, Path]:
     """`harness run` of the resume suite in a subprocess: (process, command, fits log, out dir)."""
     log = tmp_path / "fits.log"
-    path = _suite_file(tmp_path, log, seconds=0.4)
+    path = _suite_file(tmp_path, log, seconds=seconds)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--allow-module", "tests"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, **popen_kw)
@@ -156,10 +156,12 @@ def test_same_suite_same_keys_in_another_process(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_keeps_finished_folds(tmp_path):
-    proc, _, _, out = _start_run(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Slow fits (1 s) leave a wide window: on a loaded machine the poll can lag by seconds.
+    proc, _, _, out = _start_run(tmp_path, seconds=1.0, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while _rows(out / "results.db") < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

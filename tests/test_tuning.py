@@ -405,7 +405,8 @@ def _boosting_model(model: str, task: str, ds, **params):
             "estimators": [{"name": "b", "model": model}],
         }
     )
-    resolved = Resolver(suite).resolve("b", task).with_params(params)
+    # One thread: OpenMP pools spinning against the other pytest worker slow both by 50x.
+    resolved = Resolver(suite).resolve("b", task).with_params({"n_jobs": 1, **params})
     return build(resolved, Columns(ds.numeric, ds.categorical, ds.has_missing))
 
 
