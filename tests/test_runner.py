@@ -157,7 +157,16 @@ def test_same_suite_same_keys_in_another_process(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_keeps_finished_folds(tmp_path):
     # Slow fits (1 s) leave a wide window: on a loaded machine the poll can lag by seconds.
-    proc, _, _, out = _start_run(tmp_path, seconds=1.0, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child gets Ctrl-C's default disposition: started in the background by a shell
+    # without job control (`bash -c '... &'`), the whole test tree inherits SIGINT ignored.
+    proc, _, _, out = _start_run(
+        tmp_path,
+        seconds=1.0,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while _rows(out / "results.db") < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
