@@ -446,3 +446,24 @@ def test_n_threads_applies_during_fit_and_is_restored(monkeypatch):
     seen.clear()
     _tiny(TorchMLPClassifier, n_threads=None, max_epochs=1).fit(X, y)
     assert set(seen) == {previous}
+
+
+@pytest.mark.parametrize("activation", mlp.IN_PLACE_ACTIVATIONS)
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_in_place_activations_give_the_same_gradients(activation, batch_norm):
+    """Overwriting the pre-activation buffer changes nothing autograd needs: outputs and gradients match."""
+    torch.manual_seed(0)
+    net = mlp.MLPNetwork([6, 8, 8, 3], activation, batch_norm, dropout=0.0)
+    reference = mlp.MLPNetwork([6, 8, 8, 3], activation, batch_norm, dropout=0.0)
+    reference.load_state_dict(net.state_dict())
+    for module in reference.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    assert any(getattr(m, "inplace", False) for m in net.modules())
+    X = torch.randn(16, 6)
+    out, expected = net(X), reference(X)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    torch.testing.assert_close(out, expected)
+    for (name, p), q in zip(net.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
