@@ -296,7 +296,9 @@ def fit_early_stopped(
         evals = {"eval_X": (X_val,), "eval_y": (y_val,)} if has_eval_x else {"eval_set": [(X_val, y_val)]}
         final.fit(X_fit, y_fit, callbacks=callbacks, **evals)
         return int(final.best_iteration_ or final.n_estimators)
-    final.set_params(early_stopping_rounds=rounds, callbacks=None if report is None else [_xgboost_reporter(report)])
+    final.set_params(early_stopping_rounds=rounds)
+    if report is not None:
+        final.set_params(callbacks=[_xgboost_reporter(report)])
     final.fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
     return int(final.best_iteration) + 1
 
@@ -323,11 +325,11 @@ def _xgboost_reporter(report: Report) -> Any:
 
     class Reporter(xgboost.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
-            for metrics in evals_log.values():
-                for name, values in metrics.items():
-                    report(epoch + 1, float(values[-1]), name.split("@")[0] in _XGB_HIGHER_BETTER)
-                    return False
-            return False
+            metrics = next(iter(evals_log.values()), {})  # the one validation set: the slice
+            if metrics:
+                name, values = next(iter(metrics.items()))
+                report(epoch + 1, float(values[-1]), name.split("@")[0] in _XGB_HIGHER_BETTER)
+            return False  # never asks XGBoost to stop; a pruned trial raises instead
 
     return Reporter()
 

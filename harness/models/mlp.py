@@ -641,7 +641,7 @@ class _BaseTorchMLP(BaseEstimator):
                     loop.scaler.step(loop.optimizer)
                     loop.scaler.update()
                 total += loss.detach().float() * len(index)
-            if loop.per_batch and loop.scheduler is not None:
+            if loop.per_batch:  # only cosine and onecycle, which always have a scheduler
                 loop.scheduler.step()
                 _pin_lr(loop.optimizer, loop.lr)
         if loop.graph is not None:
