@@ -43,12 +43,14 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import HarnessError
+from harness.fileio import atomic_write, check_set_targets, check_target, is_baseline_file, write_set
 from harness.metrics import BOUNDED_METRICS, METRICS
 from harness.spec import CVSpec, did_you_mean
 from harness.splits import cv_definition
@@ -158,24 +160,31 @@ def _num(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def save_baseline(out_dir: str | Path, to: str | Path | None = None) -> Path:
-    """Write DIR's current results as a baseline (JSON, or Parquet when `to` ends in .parquet)."""
+def save_baseline(out_dir: str | Path, to: str | Path | None = None, force: bool = False) -> Path:
+    """Write DIR's current results as a baseline (JSON, or Parquet when `to` ends in .parquet).
+
+    Refuses (exit 2), before reading the store, to write over a file that is not a
+    baseline (the results store, a report, anything else) unless `force`.
+    """
     out_dir = Path(out_dir)
+    path = Path(to) if to is not None else out_dir / "baseline.json"
+    check_target(path, is_baseline_file, "harness baseline file", force)
     with Store(out_dir / "results.db", create=False) as store:
         baseline = baseline_from_store(store)
-    path = Path(to) if to is not None else out_dir / "baseline.json"
-    write_baseline(baseline, path)
+    write_baseline(baseline, path, force=force)
     return path
 
 
-def write_baseline(baseline: dict[str, Any], path: str | Path) -> None:
-    """JSON with sorted keys and one value per line (diff-friendly), or one Parquet row per fold. Never pickle."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_baseline(baseline: dict[str, Any], path: str | Path, force: bool = False) -> None:
+    """JSON with sorted keys and one value per line (diff-friendly), or one Parquet row per fold. Never pickle.
+
+    Atomic (temporary file, then os.replace); refuses to write over a file that is not a baseline unless `force`.
+    """
+    path = check_target(path, is_baseline_file, "harness baseline file", force)
     if path.suffix == ".parquet":
-        _write_parquet(baseline, path)
+        atomic_write(path, lambda tmp: _write_parquet(baseline, tmp))
     else:
-        path.write_text(_dumps(baseline) + "\n", encoding="utf-8")
+        atomic_write(path, _dumps(baseline) + "\n")
 
 
 def _dumps(obj: Any) -> str:
@@ -219,49 +228,213 @@ def _write_parquet(baseline: dict[str, Any], path: Path) -> None:
 
 
 def _read_parquet(path: Path) -> dict[str, Any]:
+    """The baseline dict from a Parquet baseline; every problem is a BaselineError naming the key or column."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises many types on junk
+        raise BaselineError(f"{path}: not a harness baseline file (unreadable Parquet: {type(exc).__name__})") from None
     meta = table.schema.metadata or {}
     if b"harness_baseline" not in meta:
         raise BaselineError(f"{path}: not a harness baseline file (a Parquet file without baseline metadata)")
-    baseline = json.loads(meta[b"harness_baseline"])
+    try:
+        baseline = json.loads(meta[b"harness_baseline"])
+    except ValueError:
+        raise BaselineError(f"{path}: metadata harness_baseline: not JSON") from None
+    _check_header(path, baseline)
+    _validate(path, baseline)  # the header alone (cells without folds): types before they are used
+    missing = [c for c in ("dataset", "estimator", "status", "repeat", "fold") if c not in table.column_names]
+    if missing:
+        raise BaselineError(f"{path}: column {missing[0]}: missing (a baseline has one row per fold)")
     tasks = {name: info["task"] for name, info in baseline["datasets"].items()}
-    for rec in table.to_pandas().to_dict("records"):
-        cell = baseline["cells"].setdefault(rec["dataset"], {}).setdefault(rec["estimator"], {})
-        fold = {k: _int(rec.get(k)) for k in ("seed", "repeat", "fold", "n_train", "n_test")}
-        fold["status"] = rec["status"]
-        if rec["status"] == OK:  # every metric of the dataset's task, as in the JSON form
-            names = [k[6:] for k in rec if k.startswith("score.") and METRICS[k[6:]].task == tasks[rec["dataset"]]]
+    for i, rec in enumerate(table.to_pandas().to_dict("records")):
+        ds, est, status = rec["dataset"], rec["estimator"], rec["status"]
+        for col, value in (("dataset", ds), ("estimator", est), ("status", status)):
+            if not isinstance(value, str):
+                raise BaselineError(f"{path}: row {i} column {col}: should be a string, got {value!r}")
+        if ds not in tasks:
+            raise BaselineError(f"{path}: row {i} column dataset: '{ds}' is not in the baseline's datasets")
+        cell = baseline["cells"].setdefault(ds, {}).setdefault(est, {})
+        try:
+            fold = {k: _int(rec.get(k)) for k in ("seed", "repeat", "fold", "n_train", "n_test")}
+        except (TypeError, ValueError):
+            raise BaselineError(f"{path}: row {i}: seed, repeat, fold, n_train and n_test should be integers") from None
+        fold["status"] = status
+        if status == OK:  # every metric of the dataset's task, as in the JSON form
+            names = [
+                k[6:] for k in rec if k.startswith("score.") and k[6:] in METRICS and METRICS[k[6:]].task == tasks[ds]
+            ]
             fold["scores"] = {m: _num(rec[f"score.{m}"]) for m in names}
-        cell.setdefault("folds", []).append(fold)
+        if not isinstance(cell.setdefault("folds", []), list):
+            raise BaselineError(f"{path}: cells.{ds}.{est}.folds: should be in the rows, not the metadata")
+        cell["folds"].append(fold)
     return baseline
+
+
+# The baseline schema, checked whole before anything uses it: a malformed file (edited by
+# hand, truncated, from a hostile pull request) is one line naming the file and the key path,
+# never a crash deep in a comparison or after a run has fitted every fold. Unknown keys are
+# allowed (a later minor version may add some); the keys and types this module reads are not.
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Fold(_Schema):
+    seed: int | None = None
+    repeat: int
+    fold: int
+    status: Literal["ok", "error", "timeout", "skipped"]
+    n_train: int | None = None
+    n_test: int | None = None
+    scores: dict[str, float | None] | None = None
+
+
+class _Cell(_Schema):
+    config: dict[str, Any] = {}
+    folds: list[_Fold] = []
+
+
+class _Split(_Schema):
+    seeds: list[int] | None = None
+
+
+class _Dataset(_Schema):
+    task: Literal["classification", "regression"]
+    fingerprint: str | list[str] | None = None
+    split: _Split = _Split()
+
+
+class _Metric(_Schema):
+    task: Literal["classification", "regression"]
+    greater_is_better: bool
+
+
+class _Baseline(_Schema):
+    format: Literal["harness-baseline"]
+    format_version: int = FORMAT_VERSION
+    suite: str | None = None
+    created: str | None = None
+    run: dict[str, Any] = {}
+    versions: dict[str, str | None] = {}
+    metrics: dict[str, _Metric] = {}
+    primary: dict[str, str] = {}
+    datasets: dict[str, _Dataset]
+    cells: dict[str, dict[str, _Cell]]
+    skipped: dict[str, dict[str, str]] = {}
+    champion: str | None = None
+
+
+def _key(item: Any) -> str:
+    text = str(item)
+    return text if text.isprintable() and text else json.dumps(text)
+
+
+def _key_path(data: Any, loc: tuple, missing: bool) -> str:
+    """The error's location as a key path in the file ('cells.wine.tree.folds[0].fold'), without pydantic's union tags."""
+    parts: list[str] = []
+    node = data
+    for i, item in enumerate(loc):
+        if isinstance(node, dict) and isinstance(item, str) and item in node:
+            parts.append(("." if parts else "") + _key(item))
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            parts.append(f"[{item}]")
+            node = node[item]
+        elif missing and i == len(loc) - 1:
+            parts.append(("." if parts else "") + _key(item))
+        # else: a tag pydantic adds for a member of a union (e.g. 'list[str]'): not a key in the file
+    return "".join(parts) or "(top level)"
+
+
+_EXPECTED = {
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+}
+
+
+def _expected(err: dict[str, Any]) -> str:
+    if err["type"] in _EXPECTED:
+        return _EXPECTED[err["type"]]
+    return str(err["msg"]).removeprefix("Input should be ")  # e.g. "'classification' or 'regression'"
+
+
+def _validate(path: Path, baseline: dict[str, Any]) -> None:
+    try:
+        _Baseline.model_validate(baseline)
+    except ValidationError as exc:
+        problems: dict[str, list[str]] = {}
+        for err in exc.errors():
+            where = _key_path(baseline, tuple(err["loc"]), err["type"] == "missing")
+            wanted = problems.setdefault(where, [])
+            text = "missing" if err["type"] == "missing" else _expected(err)
+            if text not in wanted:
+                wanted.append(text)
+        where, wanted = next(iter(problems.items()))
+        what = "missing" if wanted == ["missing"] else "should be " + " or ".join(w for w in wanted if w != "missing")
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        raise BaselineError(f"{path}: malformed baseline: {where}: {what}{more}") from None
+    unknown = sorted(set(baseline["cells"]) - set(baseline["datasets"]))
+    if unknown:
+        raise BaselineError(f"{path}: malformed baseline: cells.{_key(unknown[0])}: not a dataset in datasets")
+
+
+def _check_header(path: Path, baseline: Any) -> None:
+    """The format marker and version, checked before the schema (a newer version may have another schema)."""
+    if not isinstance(baseline, dict) or baseline.get("format") != FORMAT:
+        raise BaselineError(f'{path}: not a harness baseline file (no "format": "{FORMAT}")')
+    version = baseline.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BaselineError(f"{path}: malformed baseline: format_version: should be a positive integer")
+    if version > FORMAT_VERSION:
+        raise BaselineError(
+            f"{path}: baseline format version {version} is newer than this harness reads "
+            f"({FORMAT_VERSION}); upgrade harness"
+        )
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
-    """Read a baseline file, refusing anything that is not one (exit 2 with one line)."""
+    """Read a baseline file and validate its whole schema, refusing anything else (exit 2 with one line).
+
+    The line names the file and the key path of the first problem, e.g.
+    `b.json: malformed baseline: datasets.wine: Input should be a valid dictionary`.
+    """
     path = Path(path)
     if not path.is_file():
-        raise BaselineError(f"{path}: no such baseline file (write one with `harness baseline save DIR`)")
-    try:
-        if path.suffix == ".parquet":
-            baseline = _read_parquet(path)
-        else:
-            baseline = json.loads(path.read_text(encoding="utf-8"))
-    except BaselineError:
-        raise
-    except Exception as exc:  # malformed JSON/Parquet, binary junk, unreadable file
-        raise BaselineError(f"{path}: not a harness baseline file ({type(exc).__name__})") from None
-    if not isinstance(baseline, dict) or baseline.get("format") != FORMAT:
-        raise BaselineError(f'{path}: not a harness baseline file (no "format": "{FORMAT}")')
-    if baseline.get("format_version", 0) > FORMAT_VERSION:
-        raise BaselineError(
-            f"{path}: baseline format version {baseline['format_version']} is newer than this harness reads "
-            f"({FORMAT_VERSION}); upgrade harness"
-        )
-    if not isinstance(baseline.get("cells"), dict) or not isinstance(baseline.get("datasets"), dict):
-        raise BaselineError(f"{path}: not a harness baseline file (no cells/datasets)")
+        what = "a folder, not a baseline file" if path.is_dir() else "no such baseline file"
+        raise BaselineError(f"{path}: {what} (write one with `harness baseline save DIR`)")
+    if path.suffix == ".parquet" or _starts_with(path, b"PAR1"):
+        baseline = _read_parquet(path)
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BaselineError(f"{path}: not a harness baseline file ({type(exc).__name__})") from None
+        if not text.strip():
+            raise BaselineError(f"{path}: not a harness baseline file (the file is empty)")
+        try:
+            baseline = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise BaselineError(f"{path}: not a harness baseline file (not JSON: {type(exc).__name__})") from None
+        _check_header(path, baseline)
+    _validate(path, baseline)
     return baseline
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------- comparing
@@ -400,19 +573,29 @@ class CheckResult:
         }
 
 
-def check_run(out_dir: str | Path, baseline_file: str | Path, options: CheckOptions | None = None) -> CheckResult:
-    """Compare the run in `out_dir` with a baseline file; write DIR/check.md and DIR/check.json."""
+CHECK_FILES = ("check.md", "check.json")
+
+
+def check_run(
+    out_dir: str | Path, baseline_file: str | Path, options: CheckOptions | None = None, force: bool = False
+) -> CheckResult:
+    """Compare the run in `out_dir` with a baseline file; write DIR/check.md and DIR/check.json (as a set).
+
+    An existing check.md/check.json that is not the harness's own output is refused (exit 2)
+    before anything is compared, unless `force`.
+    """
     options = options or CheckOptions()
     _check_options(options)
     baseline = load_baseline(baseline_file)
     out_dir = Path(out_dir)
+    if options.write:
+        check_set_targets(out_dir, CHECK_FILES, force)
     with Store(out_dir / "results.db", create=False) as store:
         current = baseline_from_store(store)
     result = compare(baseline, current, options, baseline_file=str(baseline_file))
     if options.write:
-        result.md_path, result.json_path = out_dir / "check.md", out_dir / "check.json"
-        result.md_path.write_text(check_markdown(result), encoding="utf-8")
-        result.json_path.write_text(_dumps(result.to_dict()) + "\n", encoding="utf-8")
+        files = {"check.md": check_markdown(result), "check.json": _dumps(result.to_dict()) + "\n"}
+        result.md_path, result.json_path = write_set(out_dir, files, force)
     return result
 
 

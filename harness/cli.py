@@ -1,7 +1,10 @@
 """The command line: the one place where exceptions become messages and exit codes.
 
-Exit codes: 0 every fold ok; 1 some folds failed (results still written);
-2 bad input (suite, dataset, arguments); 130 interrupted (finished folds kept).
+Exit codes (EXIT_CODES, also in `harness --help` and the README): 0 every fold ok;
+1 some folds failed or timed out, or a gate found a regression or shift (results still
+written); 2 bad input (suite, dataset, store, baseline, arguments), found before
+anything is fitted; 3 internal error (a bug in harness: the message says how to report
+it); 130 interrupted by Ctrl-C and 143 by SIGTERM (finished folds kept).
 """
 
 from __future__ import annotations
@@ -21,8 +24,20 @@ from rich.table import Table
 from harness import __version__
 from harness.errors import HarnessError, SuiteError
 
+EXIT_CODES = {
+    0: "every fold ok (and no gate failed)",
+    1: "some folds failed or timed out, or a gate found a regression or a data shift; results are written",
+    2: "bad input: suite, dataset, store, baseline or arguments; nothing was fitted",
+    3: "internal error: a bug in harness; rerun with HARNESS_DEBUG=1 and report the traceback",
+    130: "interrupted by Ctrl-C (SIGINT): finished folds are kept; run again to compute the rest",
+    143: "stopped by SIGTERM: finished folds are kept; run again to compute the rest",
+}
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Benchmark classical and ensemble ML on tabular data."
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark classical and ensemble ML on tabular data.\n\nExit codes:\n\n"
+    + "\n\n".join(f"{code}: {meaning}" for code, meaning in EXIT_CODES.items()),
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -54,8 +69,11 @@ def _guard(fn):
         except Exception as exc:
             if os.environ.get("HARNESS_DEBUG"):
                 raise
+            first = (str(exc).strip().splitlines() or [""])[0]
             err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (set HARNESS_DEBUG=1 for the traceback)"
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} (a bug in harness: rerun with "
+                "HARNESS_DEBUG=1 and report the traceback with the command you ran)",
+                soft_wrap=True,
             )
             raise typer.Exit(3) from None
 
@@ -108,7 +126,6 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and the number of folds; fit nothing.")
     ] = False,
-    backend: Annotated[str | None, typer.Option("--backend", help="joblib backend (default loky; e.g. dask).")] = None,
     storage: Annotated[
         str | None,
         typer.Option("--storage", help="Optuna storage URL for tuning studies (default sqlite:///OUT/studies.db)."),
@@ -129,6 +146,12 @@ def run(
 
         load_baseline(baseline)  # bad input is found before anything is fitted
     suite = load_suite(suite_path)
+    from harness.fileio import check_set_targets
+    from harness.report import OUTPUT_FILES
+    from harness.runner import output_dir
+
+    # The output folder and the files the run will write are checked before anything is fitted.
+    check_set_targets(output_dir(suite, out), OUTPUT_FILES, option="--out")
     options = RunOptions(
         out=out,
         n_jobs=n_jobs,
@@ -138,7 +161,6 @@ def run(
         datasets=tuple(dataset or ()),
         estimators=tuple(estimator or ()),
         allow_modules=_allowed(allow_module),
-        backend=backend,
         storage=storage,
     )
     plan = prepare(suite, options)
@@ -169,14 +191,19 @@ def run(
 
         try:
             summary = run_suite(suite, options, on_start=on_start, on_result=on_result, plan=plan)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            from harness.runner import Terminated
+
             progress.stop()
-            err_console.print("interrupted: finished folds are kept in the store; run again to compute the rest")
-            raise typer.Exit(130) from None
+            code, what = (143, "stopped by SIGTERM") if isinstance(exc, Terminated) else (130, "interrupted")
+            err_console.print(
+                f"{what}: finished folds are kept in the store; run again to compute the rest",
+                soft_wrap=True,
+                markup=False,
+            )
+            raise typer.Exit(code) from None
     boards = write_outputs(summary.out)
     _print_leaderboard(boards)
-    from harness.report import OUTPUT_FILES
-
     console.print("results: " + ", ".join(str(summary.out / n) for n in ("results.db", *OUTPUT_FILES)), markup=False)
     for shift in summary.shifts:
         err_console.print(f"[bold yellow]data shift:[/] {escape(shift)}", soft_wrap=True)
@@ -193,29 +220,34 @@ def run(
 
 
 def _print_plan(plan, options) -> None:
-    from harness.runner import output_dir
+    """The selection the run would make (the same function decides), per (dataset, estimator) cell."""
+    from harness.planner import select
     from harness.store import Store
 
-    db = output_dir(plan.suite, options.out) / "results.db"
-    done: set[str] = set()
-    if db.is_file() and not options.force:
-        with Store(db) as store:
-            done = store.done_keys()
+    db = plan.out / "results.db"
+    if db.is_file():
+        with Store(db, create=False) as store:
+            selection = select(plan, store, options)
+    else:
+        selection = select(plan, None, options)
+    todo = {t.key for t in selection.folds}
     cells: dict[tuple[str, str], list] = {}
     for t in plan.tasks:  # one pass, grouped by (dataset, estimator) in plan order
         cells.setdefault((t.dataset.name, t.resolved.spec.name), []).append(t)
     table = Table(title=f"plan: {plan.suite.name}")
     for col in ("dataset", "estimator", "folds", "in store", "to run"):
         table.add_column(col)
-    todo_total = 0
     for (ds, est), tasks in cells.items():
-        have = sum(t.key in done for t in tasks)
+        run = sum(t.key in todo for t in tasks)
         skipped = tasks[0].resolved.skipped
-        todo_total += len(tasks) - have
         label = est + (f" (skipped: {skipped})" if skipped else "")
-        table.add_row(ds, label, str(len(tasks)), str(have), str(len(tasks) - have))
+        table.add_row(ds, label, str(len(tasks)), str(len(tasks) - run), str(run))
     console.print(table)
-    console.print(f"{len(plan.tasks)} folds in the plan, {todo_total} to run")
+    for step in selection.steps:
+        console.print(f"to run first: {step.description}", markup=False)
+    for step in selection.done.values():
+        console.print(f"reused: {step.description} (weights in {plan.out / 'pretrained'})", markup=False)
+    console.print(f"{len(plan.tasks)} folds in the plan, {len(selection.folds)} to run")
 
 
 def _print_leaderboard(boards) -> None:
@@ -346,11 +378,14 @@ def _print_spaces() -> None:
 @_guard
 def report(
     out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run's output directory (holds results.db).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Write over files in DIR that are not the harness's own outputs.")
+    ] = False,
 ) -> None:
     """Rebuild every report (results.csv, leaderboard.md, stats.json, summary.md, report.html) from the store alone."""
     from harness.report import OUTPUT_FILES, write_outputs
 
-    boards = write_outputs(out_dir)
+    boards = write_outputs(out_dir, force=force)
     _print_leaderboard(boards)
     console.print("wrote " + ", ".join(str(out_dir / name) for name in OUTPUT_FILES), markup=False, soft_wrap=True)
 
@@ -372,16 +407,21 @@ def check_data(
         list[str] | None, typer.Option("--categorical", help="Treat this column as categorical (repeatable).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of subsampling and the adversarial model's CV.")] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write over files in --out that are not the harness's own outputs.")
+    ] = False,
 ) -> None:
     """Compare NEW with --reference: schema, adversarial validation, per-feature and label drift. Exit 1 on shift."""
     from harness.drift import check_data as compute_drift
     from harness.drift import rich_table, write_report
+    from harness.fileio import check_set_targets
 
+    check_set_targets(out, ("check-data.md", "check-data.json"), force, "--out")  # bad --out costs nothing
     drift = compute_drift(new, reference, target=target, categorical=tuple(categorical or ()), seed=seed)
     if drift.features:
         console.print(rich_table(drift))
     console.print(f"[bold {'red' if drift.shift else 'green'}]{escape(drift.verdict)}[/]", soft_wrap=True)
-    md, js = write_report(drift, out)
+    md, js = write_report(drift, out, force=force)
     console.print(f"wrote {md} and {js}", markup=False)
     raise typer.Exit(drift.exit_code)
 
@@ -397,11 +437,14 @@ def baseline_save(
     to: Annotated[
         Path | None, typer.Option("--to", help="Baseline file: .json (default DIR/baseline.json) or .parquet.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write over --to even when it is not a baseline file.")
+    ] = False,
 ) -> None:
     """Save DIR's current results as a baseline file (commit it; compare later runs with `harness check`)."""
     from harness.baseline import save_baseline
 
-    path = save_baseline(out_dir, to)
+    path = save_baseline(out_dir, to, force=force)
     console.print(f"wrote {path}", markup=False)
 
 
@@ -419,11 +462,15 @@ def check(
     champion: Annotated[
         str | None, typer.Option("--champion", help="Fail unless this estimator is best or tied-best per dataset.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write over check.md/check.json in DIR even when not the harness's own.")
+    ] = False,
 ) -> None:
     """Compare DIR with a baseline on the same folds; exit 1 when something regressed. Writes check.md/json."""
     from harness.baseline import CheckOptions, check_run
 
-    raise typer.Exit(_print_check(check_run(out_dir, baseline, CheckOptions(metric, tolerance, alpha, champion))))
+    options = CheckOptions(metric, tolerance, alpha, champion)
+    raise typer.Exit(_print_check(check_run(out_dir, baseline, options, force=force)))
 
 
 def _print_check(result) -> int:

@@ -8,7 +8,9 @@ Nothing is imputed or encoded here: that happens inside each fold (preprocess.py
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -108,6 +110,10 @@ def load_dataset(spec: DatasetSpec, base_dir: Path | None = None, group: str | N
     """Load one dataset of a suite; `where` prefixes errors (e.g. 'suite.yaml: datasets[2]')."""
     where = where or f"datasets.{spec.name}"
     kind, _, rest = spec.source.partition(":")
+    if spec.params and not (kind == "synthetic" and rest):  # only the generators take params
+        raise DatasetError(
+            f"{where}.params: {spec.source} takes no params (they configure synthetic:KIND generators only)"
+        )
     if kind == "sklearn" and rest:
         X, y = _load_sklearn(rest, where)
     elif kind == "synthetic" and rest:
@@ -146,31 +152,150 @@ def _load_sklearn(name: str, where: str) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _load_synthetic(kind: str, params: dict[str, Any], where: str) -> tuple[pd.DataFrame, np.ndarray]:
+    import inspect
+    import math
+    import os
+
     import sklearn.datasets as skd
 
     if kind not in SYNTHETIC:
         raise DatasetError(
             f"{where}.source: unknown generator '{kind}'{did_you_mean(kind, SYNTHETIC)}; choose from {', '.join(SYNTHETIC)}"
         )
+    make = getattr(skd, SYNTHETIC[kind])
+    # One target column and (X, y) back: sklearn's other output switches are not suite settings.
+    accepted = [k for k in inspect.signature(make).parameters if k not in ("return_X_y", "coef", "n_targets")]
+
+    def finite(value: Any) -> bool:
+        if isinstance(value, list | tuple):
+            return all(finite(v) for v in value)
+        return not isinstance(value, float) or math.isfinite(value)
+
+    for key, value in params.items():
+        if key in ("return_X_y", "coef", "n_targets"):
+            raise DatasetError(f"{where}.params.{key}: not a suite setting (a dataset has one target, read as X, y)")
+        if key not in accepted:
+            raise DatasetError(
+                f"{where}.params.{key}: {make.__name__} takes no parameter '{key}'{did_you_mean(key, accepted)}"
+            )
+        if not finite(value):
+            raise DatasetError(f"{where}.params.{key}: {value!r} is not a finite number")
     params = {"random_state": 0, **params}
+    # Sizes are counted before anything is allocated: n_samples: 2000000000000 would ask for TiBs.
+    args = {k: p.default for k, p in inspect.signature(make).parameters.items()} | params
+    sizes = [k for k in ("n_samples", "n_features", "n_informative", "n_redundant", "n_repeated") if k in args]
+    sizes += [k for k in ("n_classes", "n_clusters_per_class") if k in args]
+    for key in sizes:
+        value = args[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DatasetError(f"{where}.params.{key}: {value!r} is not a whole number >= 0")
+    n, f = args["n_samples"], args["n_features"]
+    cells = n * (f + 1)
+    if kind == "classification":  # a mixing matrix per cluster, centroids, the redundant part
+        informative = args["n_informative"]
+        clusters = args["n_classes"] * args["n_clusters_per_class"]
+        cells += informative * (informative + args["n_redundant"] + clusters)
+    need = 8 * cells * 4  # float64: the generator's arrays, then the frames made from them
     try:
-        X, y = getattr(skd, SYNTHETIC[kind])(**params)
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume a large machine
+        memory = 2**40
+    if need > memory:
+        key = max((k for k in sizes if k in params), key=lambda k: params[k], default="n_samples")
+        raise DatasetError(
+            f"{where}.params.{key}: {args[key]:,} is too large: the generated data would need about "
+            f"{need / 2**30:,.0f} GiB, more than this machine's {memory / 2**30:,.0f} GiB of memory"
+        )
+    try:
+        X, y = make(**params)
     except TypeError as exc:
         raise DatasetError(f"{where}.params: {exc}") from None
-    except ValueError as exc:
-        raise DatasetError(f"{where}.params: {str(exc).splitlines()[0]}") from None
+    except (ValueError, OverflowError, MemoryError) as exc:
+        raise DatasetError(f"{where}.params: {str(exc).splitlines()[0] or type(exc).__name__}") from None
     return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]), y
 
 
 def _read_file(path: Path, where: str) -> pd.DataFrame:
+    """A CSV or Parquet file as a frame, refusing what pandas would silently repair.
+
+    The header is read first, as written (csv module, Parquet schema): pandas renames a
+    repeated CSV column 'y' to 'y.1', and such a copy of the target became a feature.
+    """
     if not path.is_file():
         raise DatasetError(f"{where}.source: file not found: {path}")
+    csv_file = path.suffix.lower() == ".csv"
+    names = _csv_header(path, where) if csv_file else _parquet_header(path, where)
+    _check_unique(names, f"{where}.source: {path}")
     try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
+        if csv_file:
+            # Rows wider than the header: by default pandas makes the extra leading field the
+            # index and shifts every name one column right (the values under 'y' would be
+            # those of the next column); index_col=False makes that a ParserWarning, and that an error.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(path, index_col=False)
+        else:
+            frame = pd.read_parquet(path)
+    except pd.errors.ParserWarning:
+        raise DatasetError(
+            f"{where}.source: {path}: the data rows have more fields than the header's {len(names)} column names"
+        ) from None
     except Exception as exc:  # a parser's error names no file; ours does
-        raise DatasetError(f"{where}.source: cannot read {path}: {str(exc).splitlines()[0]}") from None
+        raise DatasetError(f"{where}.source: cannot read {path}: {_first_line(exc)}") from None
+    return frame.reset_index(drop=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _csv_header(path: Path, where: str) -> list[str]:
+    """The column names of a CSV file's header row, as written (before pandas renames any)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            for row in csv.reader(fh):
+                if len(row) > 1 or (row and row[0].strip()):  # pandas skips blank lines first
+                    return row
+    except UnicodeDecodeError:
+        raise DatasetError(
+            f"{where}.source: cannot read {path}: not UTF-8 text (binary, or another encoding)"
+        ) from None
+    except (csv.Error, OSError) as exc:
+        raise DatasetError(f"{where}.source: cannot read {path}: {_first_line(exc)}") from None
+    raise DatasetError(f"{where}.source: cannot read {path}: the file is empty (no header row)")
+
+
+def _parquet_header(path: Path, where: str) -> list[str]:
+    """The column names in a Parquet file's schema (pyarrow writes repeated names as given)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception as exc:  # not Parquet, truncated, unreadable
+        raise DatasetError(f"{where}.source: cannot read {path}: {_first_line(exc)}") from None
+
+
+def _check_unique(names: list[str], where: str) -> None:
+    """Every column name once: a repeated name is ambiguous, and a repeated target leaks.
+
+    Names differing only in surrounding spaces ('y' and ' y') count as the same name.
+    Empty names do not (pandas names them 'Unnamed: <i>' by position).
+    """
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = str(name).strip()
+        if not key:
+            continue
+        if key in seen:
+            j = seen[key]
+            what = (
+                f"column '{name}' appears twice"
+                if names[j] == name
+                else f"columns '{names[j]}' and '{name}' differ only in surrounding spaces"
+            )
+            raise DatasetError(f"{where}: {what} (columns {j + 1} and {i + 1}); every column name must be unique")
+        seen[key] = i
 
 
 def _from_frame(
@@ -180,8 +305,12 @@ def _from_frame(
     group: str | None,
     source: str,
     builtin_target: str | None = None,
+    keep_inf: bool = False,
 ) -> Dataset:
+    """The Dataset of one loaded frame; `keep_inf` leaves inf in place (check-data counts them)."""
     columns = [str(c) for c in frame.columns]
+    _check_unique(columns, f"{where}: {source}")
+    frame = frame.reset_index(drop=True)
     frame.columns = columns
     if spec.target is None:
         raise DatasetError(f"{where}.target: name the target column of {source} (columns: {_head(columns)})")
@@ -199,25 +328,100 @@ def _from_frame(
         raise DatasetError(
             f"{where}: group column '{group}' (cv.group) not found in {source}{did_you_mean(group, columns)}"
         )
-    notes = []
+    if len(frame) == 0 and spec.target == builtin_target:  # check-data without --target: no target to speak of
+        raise DatasetError(f"{where}: {source} has no rows")
+    _check_flat(frame, [c for c in columns if c not in spec.drop or c in (spec.target, group)], where, source)
+    notes: list[str] = []
+    if not keep_inf:
+        dropped = {spec.target, *spec.drop, *([group] if group else [])}
+        checked = [c for c in columns if c == spec.target or (c not in dropped and c not in spec.categorical)]
+        frame = _infinite(frame, checked, spec, where, source, notes, builtin_target)
     missing_target = frame[spec.target].isna().to_numpy()
     if missing_target.any():
         notes.append(f"dropped {int(missing_target.sum())} rows with a missing target")
         frame = frame.loc[~missing_target].reset_index(drop=True)
     if len(frame) == 0:
         raise DatasetError(f"{where}: {source} has no rows with a target value")
+    if group is not None and frame[group].isna().any():  # GroupKFold refuses NaN groups without a name
+        n = int(frame[group].isna().sum())
+        raise DatasetError(f"{where}: group column '{group}' (cv.group) of {source} has {n} {_rows(n)} without a value")
     groups = frame[group].to_numpy() if group else None
     X = frame.drop(columns=[spec.target, *spec.drop, *([group] if group else [])])
     if X.shape[1] == 0:
         raise DatasetError(f"{where}: {source} has no feature columns left after target/drop")
     y_raw = frame[spec.target]
-    task = spec.task or infer_task(y_raw)
-    y, labels = _target(y_raw, task, where, spec.target)
+    with np.errstate(invalid="ignore"):  # inf kept for check-data: np.mod(inf, 1) is NaN, not a label
+        task = spec.task or infer_task(y_raw)
+        y, labels = _target(y_raw, task, where, spec.target)
     categorical = [
         c for c in X.columns if c in spec.categorical or not pdt.is_numeric_dtype(X[c]) or pdt.is_bool_dtype(X[c])
     ]
     X = _normalise_types(X, categorical)
     return Dataset(spec.name, X, y, task, categorical, source, groups=groups, notes=notes, labels=labels)
+
+
+def _rows(n: int) -> str:
+    return "row" if n == 1 else "rows"
+
+
+def _check_flat(frame: pd.DataFrame, columns: list[str], where: str, source: str) -> None:
+    """Every used column holds single values: a nested Parquet column (list, struct, map) is refused.
+
+    pyarrow hands such a column over as arrays or dicts, one per row; no learner takes
+    those, and turning them into text would make every row its own category.
+    """
+    for col in columns:
+        values = frame[col]
+        if values.dtype != object:
+            continue
+        first = values.first_valid_index()
+        if first is not None and pdt.is_list_like(values.loc[first]):
+            kind = type(values.loc[first]).__name__
+            raise DatasetError(
+                f"{where}: {source}: column '{col}' holds nested values ({kind}), not single numbers or text; "
+                "flatten it into plain columns, or drop it"
+            )
+
+
+def _infinite(
+    frame: pd.DataFrame,
+    columns: list[str],
+    spec: DatasetSpec,
+    where: str,
+    source: str,
+    notes: list[str],
+    builtin_target: str | None,
+) -> pd.DataFrame:
+    """inf / -inf in numeric columns (features and target): refused, or missing with `inf: missing`.
+
+    pandas reads "inf", "-Infinity" or "1e400" in a numeric CSV column as infinite; no
+    learner fits on those. Text columns and columns named in `categorical` are categories:
+    "inf" there is just a label. A classification target is checked too: inf is no class.
+    """
+    counts: dict[str, int] = {}
+    for col in columns:
+        if pdt.is_float_dtype(frame[col]):
+            n = int(np.isinf(frame[col].to_numpy(dtype=float, na_value=np.nan)).sum())
+            if n:
+                counts[col] = n
+    if not counts:
+        return frame
+
+    def label(col: str) -> str:
+        if col == builtin_target:
+            return "the target"
+        return f"target column '{col}'" if col == spec.target else f"column '{col}'"
+
+    if spec.inf == "error":
+        found = "; ".join(f"{label(c)} has {n} {_rows(n)} with infinite values" for c, n in counts.items())
+        raise DatasetError(
+            f"{where}: {source}: {found} (inf/-inf); fix the file, or set inf: missing to read them as missing values"
+        )
+    frame = frame.copy()
+    for col in counts:
+        frame[col] = frame[col].replace([np.inf, -np.inf], np.nan)
+    notes.append("read infinite values as missing: " + ", ".join(f"{c} ({n} {_rows(n)})" for c, n in counts.items()))
+    return frame
 
 
 def infer_task(y: pd.Series) -> str:

@@ -4,7 +4,9 @@ A benchmark result only transfers to new data if the new data looks like the old
 module says, before anyone trusts a leaderboard on a fresh batch, whether it does:
 
 - **schema**: columns added, missing or retyped (numeric vs categorical), categories that
-  appeared or vanished, and missing-value rates on both sides;
+  appeared or vanished, and missing-value rates on both sides; also the share of infinite
+  values (inf/-inf) per numeric column: infinities that appear, vanish, or change share by at
+  least INF_SHARE_CHANGE are a shift (a run refuses them unless the dataset says `inf: missing`);
 - **adversarial validation**: a small LightGBM classifier learns to tell old rows (0) from
   new rows (1) on the shared columns; its cross-validated ROC AUC is ~0.5 when the two
   cannot be told apart and approaches 1 when they differ. One number for all columns and
@@ -48,6 +50,9 @@ MAX_ROWS = 20_000
 # PSI takes the log of a ratio of proportions: an empty bin gets this proportion instead of 0.
 PSI_EPS = 1e-4
 MISSING_BIN = "<missing>"
+# A column's share of infinite values (inf/-inf) moving by at least this much is a shift; so is
+# any infinite value on one side only.
+INF_SHARE_CHANGE = 0.01
 _NO_TARGET = "__harness_check_data_no_target__"
 
 
@@ -58,7 +63,8 @@ def ks_test(old: np.ndarray | pd.Series, new: np.ndarray | pd.Series) -> tuple[f
     """Two-sample Kolmogorov–Smirnov statistic and p-value on the non-missing values.
 
     Missing values are compared by the missing-rate columns instead; a side with no values
-    at all gives (nan, nan): nothing to test.
+    at all gives (nan, nan): nothing to test. inf/-inf are kept, as the largest/smallest
+    values (their share is also compared on its own, see `schema_diff`).
     """
     from scipy.stats import ks_2samp
 
@@ -157,9 +163,9 @@ def load_side(source: str, role: str, target: str | None = None, categorical: Se
         frame = frame.copy()
         frame[_NO_TARGET] = 0.0  # the loader wants a target; a constant regression one is dropped again
         spec = spec.model_copy(update={"target": _NO_TARGET, "task": "regression", "categorical": present})
-        ds = _from_frame(spec, frame, role, None, str(path), builtin_target=_NO_TARGET)
+        ds = _from_frame(spec, frame, role, None, str(path), builtin_target=_NO_TARGET, keep_inf=True)
         return Side(role, str(path), ds.X, ds.categorical, notes=ds.notes)
-    ds = _from_frame(spec.model_copy(update={"categorical": present}), frame, role, None, str(path))
+    ds = _from_frame(spec.model_copy(update={"categorical": present}), frame, role, None, str(path), keep_inf=True)
     return side_from_dataset(ds, role)
 
 
@@ -193,10 +199,23 @@ class SchemaDiff:
     new_categories: dict[str, list[str]]
     vanished_categories: dict[str, list[str]]
     missing_rates: list[ColumnMissing]
+    # share of inf/-inf per numeric column, only columns with an infinite value on some side
+    infinite_rates: list[ColumnMissing] = field(default_factory=list)
 
     @property
     def columns_changed(self) -> bool:
         return bool(self.added or self.missing or self.retyped)
+
+    @property
+    def infinite_changed(self) -> list[ColumnMissing]:
+        """Shared columns whose infinite values appeared, vanished, or changed share by INF_SHARE_CHANGE."""
+        return [
+            r
+            for r in self.infinite_rates
+            if r.old is not None
+            and r.new is not None
+            and ((r.old == 0) != (r.new == 0) or abs(r.new - r.old) >= INF_SHARE_CHANGE)
+        ]
 
 
 @dataclass
@@ -366,6 +385,11 @@ def schema_diff(ref: Side, new: Side) -> SchemaDiff:
         old = float(ref.X[c].isna().mean()) if c in ref.X.columns and len(ref.X) else None
         now = float(new.X[c].isna().mean()) if c in new.X.columns and len(new.X) else None
         rates.append(ColumnMissing(c, old, now, None if old is None or now is None else now - old))
+    infinite = []
+    for c in ref_cols + [c for c in new_cols if c not in set(ref_cols)]:
+        old, now = _infinite_share(ref, c), _infinite_share(new, c)
+        if old or now:
+            infinite.append(ColumnMissing(c, old, now, None if old is None or now is None else now - old))
     return SchemaDiff(
         added=[c for c in new_cols if c not in set(ref_cols)],
         missing=[c for c in ref_cols if c not in set(new_cols)],
@@ -373,7 +397,18 @@ def schema_diff(ref: Side, new: Side) -> SchemaDiff:
         new_categories=new_cats,
         vanished_categories=vanished,
         missing_rates=rates,
+        infinite_rates=infinite,
     )
+
+
+def _infinite_share(side: Side, col: str) -> float | None:
+    """Share of a column's rows that are inf/-inf; None when the column is absent (or no rows)."""
+    if col not in side.X.columns or not len(side.X):
+        return None
+    values = side.X[col]
+    if not pd.api.types.is_float_dtype(values):
+        return 0.0  # text and integer columns hold no infinities ('inf' text is a category)
+    return float(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).mean())
 
 
 def feature_drift(ref: pd.DataFrame, new: pd.DataFrame, categorical: Sequence[str]) -> list[FeatureDrift]:
@@ -431,6 +466,9 @@ def _cv_auc(
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
+    # LightGBM refuses column names with JSON characters (',', ':', '"', brackets), which a
+    # CSV header may hold ('Unnamed: 3'); gain is positional, so the model sees f0, f1, ...
+    X = X.set_axis([f"f{i}" for i in range(X.shape[1])], axis=1)
     aucs, gain = [], np.zeros(X.shape[1])
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
         # Small and regularised on purpose: a flexible model fits noise columns too, which
@@ -585,7 +623,7 @@ def _verdict(
     threshold: float,
     features: Sequence[FeatureDrift] = (),
 ) -> tuple[bool, list[str]]:
-    """Shift = adversarial AUC ≥ threshold, or columns added/missing/retyped, or a clear label shift.
+    """Shift = adversarial AUC ≥ threshold, columns added/missing/retyped, infinities changed, or a label shift.
 
     Per-feature tests do not decide: on large samples they call differences significant
     that no model would notice. They are named in the reasons when the verdict is "no shift".
@@ -600,6 +638,12 @@ def _verdict(
             "columns retyped: " + ", ".join(f"{r['column']} ({r['old']} → {r['new']})" for r in schema.retyped)
         )
     shift = schema.columns_changed
+    if schema.infinite_changed:
+        shift = True
+        reasons.append(
+            "infinite values (inf/-inf): "
+            + ", ".join(f"{r.column} {r.old:.1%} → {r.new:.1%}" for r in schema.infinite_changed)
+        )
     if adv is not None:
         null = "" if adv.null_auc_mean is None else f"; permuted-label null {adv.null_auc_mean:.3f}"
         if adv.auc_mean >= threshold:
@@ -712,7 +756,8 @@ def _markdown(r: DriftReport) -> str:
         f"**Verdict: {r.verdict}**",
         "",
         f"Shift means: adversarial ROC AUC ≥ {r.threshold:g} (0.5 = the datasets cannot be told apart), "
-        f"or columns added, missing or retyped, or a label shift (distance ≥ {LABEL_DISTANCE_THRESHOLD:g} "
+        f"or columns added, missing or retyped, or infinite values that appear, vanish or change share by "
+        f"≥ {INF_SHARE_CHANGE:.0%}, or a label shift (distance ≥ {LABEL_DISTANCE_THRESHOLD:g} "
         f"and p < {ALPHA:g}).",
         "",
         "## Schema",
@@ -731,6 +776,12 @@ def _markdown(r: DriftReport) -> str:
         out += _md_table(
             ["column", "reference", "new", "change"],
             [[m.column, _fmt(m.old, ".1%"), _fmt(m.new, ".1%"), _fmt(m.change, "+.1%")] for m in changed],
+        )
+    if s.infinite_rates:
+        out += ["", "Infinite values (inf/-inf) per column:", ""]
+        out += _md_table(
+            ["column", "reference", "new", "change"],
+            [[m.column, _fmt(m.old, ".1%"), _fmt(m.new, ".1%"), _fmt(m.change, "+.1%")] for m in s.infinite_rates],
         )
     out += ["", "## Adversarial validation", ""]
     a = r.adversarial
@@ -778,10 +829,16 @@ def _markdown(r: DriftReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(report: DriftReport, out_dir: Path) -> tuple[Path, Path]:
-    """`out_dir/check-data.md` and `out_dir/check-data.json`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "check-data.md", out_dir / "check-data.json"
-    md.write_text(report.to_markdown(), encoding="utf-8")
-    js.write_text(json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+def write_report(report: DriftReport, out_dir: Path, force: bool = False) -> tuple[Path, Path]:
+    """`out_dir/check-data.md` and `out_dir/check-data.json`, built in memory and written as a set, atomically.
+
+    Refuses (exit 2) to write over files there that are not the harness's own output, unless `force`.
+    """
+    from harness.fileio import write_set
+
+    files = {
+        "check-data.md": report.to_markdown(),
+        "check-data.json": json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n",
+    }
+    md, js = write_set(Path(out_dir), files, force)
     return md, js

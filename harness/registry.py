@@ -30,7 +30,7 @@ from harness.spec import EstimatorSpec, Suite, did_you_mean
 from harness.tuning import parse_space
 
 DEFAULT_ALLOWED_MODULES = ("sklearn", "xgboost", "lightgbm", "harness")
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 LINEAR = Tags(scale=True, impute=True, categorical="onehot")
 TREE = Tags(scale=False, impute=False, categorical="ordinal")
@@ -309,7 +309,7 @@ def _is_allowed(path: str, allowed: tuple[str, ...]) -> bool:
 
 def import_estimator_class(path: str, allowed: tuple[str, ...]) -> type:
     """Import `pkg.mod.Class` only after the allow-list check; the result must be an estimator class."""
-    if not _DOTTED.match(path):
+    if not _DOTTED.fullmatch(path):
         raise EstimatorError(
             f"'{path}' is neither a registry name{did_you_mean(path, REGISTRY)} nor a dotted import path"
         )
@@ -525,6 +525,15 @@ def _instantiate(cls_path: str, params: dict[str, Any]) -> Any:
         try:
             validate()
         except (TypeError, ValueError) as exc:
-            msg = str(exc).splitlines()[0].replace(f"of {cls.__name__} ", "")
-            raise EstimatorError(f"params: {cls.__name__}: {msg}") from None
+            raise EstimatorError(_invalid_param(cls.__name__, str(exc).splitlines()[0])) from None
     return model
+
+
+def _invalid_param(cls_name: str, message: str) -> str:
+    """scikit-learn's "The 'x' parameter of C must be ..." (or our "x=... must be ...") as "params.x: C: must be ..."."""
+    found = re.match(rf"The '(\w+)' parameter of {re.escape(cls_name)} (.*)", message) or re.match(
+        r"(\w+)=\S+ (.*)", message
+    )
+    if found is None:
+        return f"params: {cls_name}: {message}"
+    return f"params.{found[1]}: {cls_name}: {found[2]}"

@@ -4,20 +4,31 @@ Suites arrive in pull requests, so they are data only: `yaml.SafeLoader` (a tag 
 would build a Python object is refused; so is a key given twice, where YAML would keep
 the last silently), every mapping forbids unknown keys, and every problem becomes one
 line `file: key.path: what is wrong`, all reported together, before any dataset is
-loaded or any estimator is built.
+loaded or any estimator is built. The loader bounds what a file may expand to (depth,
+values once aliases are expanded), and every number of the schema is finite and bounded.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import threading
 import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import SuiteError
 from harness.metrics import CLASSIFICATION, DEFAULT_METRICS, METRICS, REGRESSION
@@ -25,7 +36,17 @@ from harness.tuning import MODES, PRUNERS, SAMPLERS, parse_space
 
 Task = Literal["classification", "regression"]
 SCHEMES = ("kfold", "stratified_kfold", "group_kfold", "holdout")
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a final newline through
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A suite is a few hundred values. These bounds refuse a hostile file (a "billion laughs"
+# alias bomb, a list nested thousands deep) while it is read, before anything is built.
+MAX_DEPTH = 100
+MAX_VALUES = 1_000_000
+# Seconds: beyond this a timeout is a typo (and threading's waits refuse it on some platforms).
+MAX_SECONDS = min(1e7, threading.TIMEOUT_MAX)
+# numpy's RandomState takes seeds in [0, 2**32 - 1]; the splits add the repeat to the seed.
+MAX_SEED = 2**32 - 1
+MAX_GRID = 1_000_000  # points of a grid search
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
@@ -53,8 +74,10 @@ def _plain(what: str) -> AfterValidator:
     """Names become file names and table keys: letters, digits, '_', '-', '.' only."""
 
     def check(name: str) -> str:
-        if not _PLAIN_NAME.match(name):
-            raise ValueError(f"'{name}' must be a plain {what} (letters, digits, '_', '-', '.')")
+        if not _PLAIN_NAME.fullmatch(name):
+            raise ValueError(f"{_quote(name)} must be a plain {what} (letters, digits, '_', '-', '.')")
+        if len(name) > 100:  # file systems refuse names over 255 bytes
+            raise ValueError(f"'{name[:20]}...' is longer than 100 characters")
         return name
 
     return AfterValidator(check)
@@ -62,10 +85,29 @@ def _plain(what: str) -> AfterValidator:
 
 ClassificationMetric = Annotated[str, _metric_for(CLASSIFICATION)]
 RegressionMetric = Annotated[str, _metric_for(REGRESSION)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+def _quote(text: Any) -> str:
+    """'text' in a message; repr() when it holds a newline or another control character."""
+    return f"'{text}'" if not isinstance(text, str) or not _CONTROL.search(text) else repr(text)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # Every float of the schema is finite: NaN passes every `ge`/`le` comparison unnoticed.
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, v: Any, info: Any) -> Any:
+        """Names, paths and columns are one line each: a newline would split a message or a folder name."""
+        if info.field_name == "description":
+            return v
+        texts = [v] if isinstance(v, str) else list(v) if isinstance(v, list | dict) else []
+        for text in texts:
+            if isinstance(text, str) and _CONTROL.search(text):
+                raise ValueError(f"{text!r} contains a control character (a newline or tab?)")
+        return v
 
 
 class CVSpec(_Strict):
@@ -114,13 +156,18 @@ class DatasetSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     # Another dataset of the suite this one is checked against for shift (`harness check-data`).
     reference: str | None = None
+    # inf / -inf (CSV text such as inf, -Infinity, 1e400) in a numeric feature or a numeric
+    # target: "error" (default) refuses the dataset, naming the column and the row count;
+    # "missing" reads them as missing values (features: fold-local imputation; target: the
+    # row is dropped, with a note). Columns named in `categorical` keep "inf" as a category.
+    inf: Literal["error", "missing"] = "error"
 
 
 class TuneSpec(_Strict):
     """Optuna tuning of one estimator; nested inside each outer fold unless mode says otherwise."""
 
-    trials: int | None = Field(None, ge=1)
-    timeout_s: float | None = Field(None, gt=0)
+    trials: int | None = Field(None, ge=1, le=1_000_000)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_SECONDS)
     sampler: str = "tpe"
     pruner: str = "median"
     inner_folds: int = Field(3, ge=2, le=20)
@@ -129,7 +176,7 @@ class TuneSpec(_Strict):
     space: dict[str, Any] = Field(default_factory=dict)
     # LightGBM/XGBoost inside a trial stop after this many rounds without improvement on a
     # validation slice of the inner training part (0 = fit every sampled n_estimators).
-    early_stopping_rounds: int = Field(50, ge=0)
+    early_stopping_rounds: int = Field(50, ge=0, le=1_000_000)
 
     @field_validator("sampler", "pruner", "mode")
     @classmethod
@@ -154,6 +201,23 @@ class TuneSpec(_Strict):
         parse_space(v)  # raises "param: problem"
         return v
 
+    @model_validator(mode="after")
+    def _grid_fits(self) -> TuneSpec:
+        """A grid sampler enumerates every point: count them before anything builds the list."""
+        if self.sampler != "grid":
+            return self
+        points = 1.0
+        for d in parse_space(self.space).values():
+            if d.kind == "categorical":
+                points *= len(d.choices)
+            elif d.step or d.kind == "int":
+                points *= (d.high - d.low) / (d.step or 1) + 1
+        if points > MAX_GRID:
+            raise ValueError(
+                f"space: the grid has more than {MAX_GRID:,} points; use a coarser step or another sampler"
+            )
+        return self
+
     @property
     def budget_trials(self) -> int | None:
         """Trials to run: as given, else 20 when no time budget bounds the study either."""
@@ -163,7 +227,7 @@ class TuneSpec(_Strict):
 class TuningSpec(_Strict):
     """Suite-wide tuning settings."""
 
-    max_total_s: float | None = Field(None, gt=0)
+    max_total_s: float | None = Field(None, gt=0, le=MAX_SECONDS)
 
 
 class AnalysisSpec(_Strict):
@@ -191,8 +255,8 @@ class ExplainSpec(_Strict):
 
     enabled: bool = True
     budget_share: float = Field(0.15, ge=0, le=10)  # of the fold's training (fit + tuning) time...
-    min_s: float = Field(0.1, ge=0)  # ...but at least this many seconds per fold
-    max_rows: int = Field(200, ge=1)
+    min_s: float = Field(0.1, ge=0, le=MAX_SECONDS)  # ...but at least this many seconds per fold
+    max_rows: int = Field(200, ge=1, le=10_000_000)
 
 
 class RobustnessSpec(_Strict):
@@ -220,7 +284,7 @@ class EstimatorSpec(_Strict):
     model: str
     params: dict[str, Any] = Field(default_factory=dict)
     tasks: list[Task] | None = None
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_SECONDS)
     preprocess: PreprocessSpec | None = None
     tune: TuneSpec | None = None
     pretrain: PretrainSpec | None = None
@@ -230,14 +294,14 @@ class EstimatorSpec(_Strict):
 class Suite(_Strict):
     name: Annotated[str, _plain("file name")]
     description: str = ""
-    seed: int = 0
+    seed: Seed = 0
     # Several seeds rerun everything (splits and estimators' random_state) once per seed, so
     # reports can show how much a score moves with the seed, beside its spread over folds.
-    seeds: list[int] | None = Field(None, min_length=1)
+    seeds: list[Seed] | None = Field(None, min_length=1)
     cv: CVSpec = Field(default_factory=CVSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     primary: PrimarySpec = Field(default_factory=PrimarySpec)
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_SECONDS)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     explain: ExplainSpec = Field(default_factory=ExplainSpec)
@@ -288,6 +352,10 @@ def load_suite(path: str | Path) -> Suite:
     try:
         # _SafeLoader is a yaml.SafeLoader: plain data only, never a Python object.
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
+    except _TooLarge as exc:
+        raise SuiteError([f"{path}: {_mark(exc)}{exc.problem}"]) from None
+    except RecursionError:  # a backstop: the loader bounds depth itself
+        raise SuiteError([f"{path}: nested too deeply (more than {MAX_DEPTH} levels)"]) from None
     except yaml.constructor.ConstructorError as exc:
         if "constructor for the tag" not in str(exc.problem):
             raise SuiteError([f"{path}: {_mark(exc)}invalid YAML: {exc.problem}"]) from None
@@ -306,6 +374,9 @@ def parse_suite(raw: Any, label: str = "<suite>", path: Path | None = None) -> S
     """Validate an already-parsed mapping (the Python API's entry point)."""
     if not isinstance(raw, dict):
         raise SuiteError([f"{label}: the suite must be a mapping with keys name, datasets, estimators, ..."])
+    problem = _shape_problem(raw)
+    if problem:
+        raise SuiteError([f"{label}: {problem}"])
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
@@ -317,12 +388,100 @@ def parse_suite(raw: Any, label: str = "<suite>", path: Path | None = None) -> S
     return suite
 
 
+class _BadShape(Exception):
+    pass
+
+
+def _shape_problem(raw: Any) -> str | None:
+    """The loader's bounds for a mapping built in Python: depth, size (a value shared by
+    several keys counted at each, as a dump would write it) and no value containing itself."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(value: Any, path: tuple[Any, ...]) -> int:
+        if not isinstance(value, dict | list | tuple | set):
+            return 1
+        if id(value) in sizes:
+            return sizes[id(value)]
+        where = _loc(path[:8]) + ("..." if len(path) > 8 else "")
+        if id(value) in open_:
+            raise _BadShape(f"{where}: contains itself")
+        if len(path) > MAX_DEPTH:
+            raise _BadShape(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        open_.add(id(value))
+        total = 1
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            total += size(item, (*path, key if isinstance(key, int | str) else str(key))) + isinstance(value, dict)
+            if total > MAX_VALUES:
+                raise _BadShape(f"{where}: more than {MAX_VALUES:,} values")
+        open_.discard(id(value))
+        sizes[id(value)] = total
+        return total
+
+    try:
+        size(raw, ())
+    except _BadShape as exc:
+        return str(exc)
+    return None
+
+
 class _DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
+class _TooLarge(yaml.MarkedYAMLError):
+    pass
+
+
 class _SafeLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a mapping key given twice (YAML would keep the last silently)."""
+    """yaml.SafeLoader that refuses a mapping key given twice (YAML would keep the last silently),
+    and a document nested deeper than MAX_DEPTH or expanding (aliases counted at every use) to
+    more than MAX_VALUES values: both are found while composing, before any object is built."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+        self._path: list[Any] = []  # keys and indexes down to the node being composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            if id(node) not in self._sizes:  # its anchor is still open: `&a [*a]`
+                raise _TooLarge(problem=f"{self._where(index)}: an alias refers to itself", problem_mark=mark)
+            return node
+        mark = self.peek_event().start_mark
+        self._path.append(index)
+        try:
+            if len(self._path) > MAX_DEPTH:
+                raise _TooLarge(problem=f"{self._where()}: nested deeper than {MAX_DEPTH} levels", problem_mark=mark)
+            node = super().compose_node(parent, index)
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            size = 1 + sum(self._sizes[id(child)] for child in children)
+            if size > MAX_VALUES:
+                raise _TooLarge(
+                    problem=f"{self._where()}: more than {MAX_VALUES:,} values once aliases are expanded"
+                    " (an alias bomb?)",
+                    problem_mark=mark,
+                )
+        finally:
+            self._path.pop()
+        self._sizes[id(node)] = size
+        return node
+
+    def _where(self, last: Any = None) -> str:
+        """The key path of the node being composed, e.g. datasets[0].params (long ones cut)."""
+        parts: list[Any] = []
+        for index in [*self._path, last]:
+            if isinstance(index, int):
+                parts.append(index)
+            elif isinstance(index, yaml.ScalarNode):
+                parts.append(index.value)
+        shown = _loc(tuple(parts[:8]))
+        return shown + "..." if len(parts) > 8 else shown
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -332,7 +491,7 @@ class _SafeLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, typing.Hashable):
                 if key in seen:
-                    raise _DuplicateKey(problem=f"duplicate key '{key}'", problem_mark=key_node.start_mark)
+                    raise _DuplicateKey(problem=f"duplicate key {_quote(key)}", problem_mark=key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -345,6 +504,8 @@ def _mark(exc: yaml.YAMLError) -> str:
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and _CONTROL.search(part):
+            part = repr(part)  # an unknown key "a\n" stays on one line
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
@@ -406,6 +567,10 @@ def check_consistency(suite: Suite) -> list[str]:
         problems.append("cv.group: group_kfold needs the name of the group column")
     if suite.cv.scheme == "holdout" and suite.cv.test_size + suite.cv.valid_size >= 1:
         problems.append("cv: test_size + valid_size must be below 1")
+    seeds = [(f"seeds[{i}]", s) for i, s in enumerate(suite.seeds)] if suite.seeds else [("seed", suite.seed)]
+    for key, seed in seeds:
+        if seed + suite.cv.repeats - 1 > MAX_SEED:  # repeat r splits with seed + r
+            problems.append(f"{key}: {seed} + cv.repeats - 1 exceeds the largest seed ({MAX_SEED})")
     dataset_names = [d.name for d in suite.datasets]
     for i, e in enumerate(suite.estimators):
         if e.pretrain is not None and e.pretrain.dataset not in dataset_names:
@@ -416,10 +581,13 @@ def check_consistency(suite: Suite) -> list[str]:
         if (e.pretrain is None) != (e.finetune is None):
             problems.append(f"estimators[{i}]: pretrain and finetune go together (finetune: all | head)")
     for i, d in enumerate(suite.datasets):
-        if d.reference is not None and (d.reference not in dataset_names or d.reference == d.name):
+        if d.reference is not None and d.reference == d.name:
+            problems.append(f"datasets[{i}].reference: a dataset cannot be its own reference ('{d.name}')")
+        elif d.reference is not None and d.reference not in dataset_names:
+            others = [n for n in dataset_names if n != d.name]
             problems.append(
                 f"datasets[{i}].reference: '{d.reference}' is not another dataset of this suite"
-                f"{did_you_mean(d.reference, dataset_names)}"
+                f"{did_you_mean(d.reference, others)}"
             )
     names = [e.name for e in suite.estimators]
     if suite.champion is not None and suite.champion not in names:

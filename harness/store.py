@@ -1,37 +1,43 @@
 """The results store: one SQLite file, one row per finished fold, committed as it arrives.
 
-Only the main process writes (workers return results), so there is one writer and
-no locking dance. Every row carries its content key; a rerun skips keys already
-present and `INSERT OR REPLACE` means a key never appears twice. Out-of-fold
-predictions are stored beside the rows as `.npy` bytes (never pickle), so analysis
-and reports rebuild from this file alone, without refitting.
+Only the driver writes (workers return results), so there is one writer and no
+locking dance. Every row carries its content key; a rerun skips keys already present
+and `INSERT OR REPLACE` means a key never appears twice. Out-of-fold predictions are
+stored beside the rows as `.npy` bytes (never pickle), so analysis and reports
+rebuild from this file alone, without refitting. Studies and pretraining fits are
+recorded too (status, cause, where and when they ran).
+
+The file carries a schema version, checked when it is opened, before anything is
+fitted: an older store is migrated in place, a newer or foreign one is refused, and
+a damaged one is a `StoreError` (exit 2), never a crash halfway through a run.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness.engine.tasks import ERROR, FAILED, OK, SKIPPED, TIMEOUT, FoldResult, StepResult
 from harness.errors import StoreError
 
-SCHEMA_VERSION = 1
-OK, ERROR, TIMEOUT, SKIPPED = "ok", "error", "timeout", "skipped"
-FAILED = (ERROR, TIMEOUT)
+__all__ = ["ERROR", "FAILED", "OK", "SCHEMA_VERSION", "SKIPPED", "TIMEOUT", "FoldResult", "StepResult", "Store"]
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, suite TEXT NOT NULL, suite_json TEXT NOT NULL, started REAL NOT NULL,
-    finished REAL, status TEXT NOT NULL, argv TEXT, versions TEXT, settings TEXT
+    finished REAL, status TEXT NOT NULL, argv TEXT, versions TEXT, settings TEXT, reason TEXT
 );
 CREATE TABLE IF NOT EXISTS run_cells (run_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (run_id, key));
 CREATE TABLE IF NOT EXISTS datasets (
@@ -43,42 +49,29 @@ CREATE TABLE IF NOT EXISTS results (
     task TEXT NOT NULL, repeat INTEGER NOT NULL, fold INTEGER NOT NULL, status TEXT NOT NULL,
     metrics TEXT NOT NULL, fit_time REAL, predict_time REAL, n_train INTEGER, n_test INTEGER,
     error TEXT, detail TEXT, notes TEXT, seed INTEGER, config TEXT, versions TEXT,
-    dataset_fingerprint TEXT, created REAL NOT NULL, extra TEXT
+    dataset_fingerprint TEXT, created REAL NOT NULL, extra TEXT, worker TEXT, started REAL, finished REAL
 );
 CREATE TABLE IF NOT EXISTS predictions (
     key TEXT PRIMARY KEY, test_index BLOB NOT NULL, y_true BLOB NOT NULL, y_pred BLOB NOT NULL, proba BLOB
 );
 CREATE TABLE IF NOT EXISTS checks (name TEXT PRIMARY KEY, ident TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS explanations (key TEXT PRIMARY KEY, arrays BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+    key TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL, description TEXT NOT NULL,
+    status TEXT NOT NULL, error TEXT, detail TEXT, worker TEXT, started REAL, finished REAL
+);
 """
 
-
-@dataclass
-class FoldResult:
-    """What one fold produced; a failure is a result too (status error/timeout/skipped)."""
-
-    key: str
-    dataset: str
-    estimator: str
-    task: str
-    repeat: int
-    fold: int
-    status: str
-    metrics: dict[str, float | None] = field(default_factory=dict)
-    fit_time: float | None = None
-    predict_time: float | None = None
-    n_train: int | None = None
-    n_test: int | None = None
-    error: str | None = None
-    detail: str | None = None
-    notes: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. an MLP's per-epoch history
-    test_index: np.ndarray | None = None
-    y_true: np.ndarray | None = None
-    y_pred: np.ndarray | None = None
-    proba: np.ndarray | None = None
-    # SHAP values of this fold: numeric arrays (stored as .npz, no pickle) and JSON metadata.
-    explanation: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
+# What each older schema version lacks, applied in order (version N -> N + 1).
+_MIGRATIONS = {
+    1: """
+ALTER TABLE runs ADD COLUMN reason TEXT;
+ALTER TABLE results ADD COLUMN worker TEXT;
+ALTER TABLE results ADD COLUMN started REAL;
+ALTER TABLE results ADD COLUMN finished REAL;
+""",
+}
+_TABLES = ("meta", "runs", "results")
 
 
 def _jsonable(value: Any) -> Any:
@@ -120,16 +113,72 @@ class Store:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise StoreError(f"{self.path}: no results store here (run `harness run` first)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path}: is not a file (the results store is a SQLite file)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path.parent}: cannot create the output folder ({exc.strerror or exc})") from None
         try:
             self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self.db.commit()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the results store ({exc})") from None
+        try:
+            self._check_schema()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a harness results store ({exc})") from None
+            self.db.close()
+            raise StoreError(f"{self.path}: not a harness results store, or a damaged one ({exc})") from None
+        except StoreError:
+            self.db.close()
+            raise
+
+    def _check_schema(self) -> None:
+        """Create a new store, migrate an older one, refuse a newer or foreign one: before anything is fitted."""
+        tables = {t for (t,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.commit()
+            return
+        row = (
+            self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if "meta" in tables
+            else None
+        )
+        if row is None or not str(row[0]).isdigit() or not set(_TABLES) <= tables:
+            shown = ", ".join(sorted(tables)[:5])
+            raise StoreError(
+                f"{self.path}: a SQLite database, but not a harness results store (tables: {shown}); "
+                "choose another --out"
+            )
+        found = int(row[0])
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer harness (store schema {found}; this harness reads up to "
+                f"{SCHEMA_VERSION}): upgrade harness, or choose another --out"
+            )
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if found < SCHEMA_VERSION:
+            self._migrate(found)
+        self.db.executescript(_SCHEMA)  # tables added since (IF NOT EXISTS)
+
+    def _migrate(self, found: int) -> None:
+        """Bring an older store up to SCHEMA_VERSION in one transaction (all or nothing)."""
+        self.db.isolation_level = None  # explicit transaction: SQLite's DDL is transactional
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for version in range(found, SCHEMA_VERSION):
+                for statement in filter(str.strip, _MIGRATIONS[version].split(";")):
+                    self.db.execute(statement)
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        finally:
+            self.db.isolation_level = ""
 
     def close(self) -> None:
         self.db.close()
@@ -146,13 +195,17 @@ class Store:
         self, run_id: str, suite: str, suite_json: str, argv: list[str], versions: dict, settings: dict
     ) -> None:
         self.db.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?)",
+            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?, NULL)",
             (run_id, suite, suite_json, time.time(), json.dumps(argv), json.dumps(versions), json.dumps(settings)),
         )
         self.db.commit()
 
-    def finish_run(self, run_id: str, status: str) -> None:
-        self.db.execute("UPDATE runs SET finished = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
+    def finish_run(self, run_id: str, status: str, reason: str | None = None) -> None:
+        """Close a run: finished, interrupted (by which signal) or failed (why)."""
+        self.db.execute(
+            "UPDATE runs SET finished = ?, status = ?, reason = ? WHERE run_id = ?",
+            (time.time(), status, reason, run_id),
+        )
         self.db.commit()
 
     def record_plan(self, run_id: str, keys: Iterable[str]) -> None:
@@ -185,35 +238,39 @@ class Store:
         marks = ",".join("?" * len(statuses))
         return {k for (k,) in self.db.execute(f"SELECT key FROM results WHERE status IN ({marks})", statuses)}
 
-    def add(self, result: FoldResult, run_id: str, seed: int, config: dict, versions: dict, fingerprint: str) -> None:
+    def add(self, result: FoldResult, run_id: str) -> None:
         """Write one fold and commit at once: a killed run keeps every finished fold."""
         r = result
+        row = {
+            "key": r.key,
+            "run_id": run_id,
+            "dataset": r.dataset,
+            "estimator": r.estimator,
+            "task": r.task,
+            "repeat": r.repeat,
+            "fold": r.fold,
+            "status": r.status,
+            "metrics": json.dumps(r.metrics),
+            "fit_time": r.fit_time,
+            "predict_time": r.predict_time,
+            "n_train": r.n_train,
+            "n_test": r.n_test,
+            "error": r.error,
+            "detail": r.detail,
+            "notes": json.dumps(r.notes),
+            "seed": r.seed,
+            "config": json.dumps(r.config, sort_keys=True, default=str),
+            "versions": json.dumps(r.versions),
+            "dataset_fingerprint": r.fingerprint,
+            "created": time.time(),
+            "extra": json.dumps(r.extra, default=_jsonable),
+            "worker": r.worker,
+            "started": r.started,
+            "finished": r.finished,
+        }
+        names = ", ".join(row)
         self.db.execute(
-            "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                r.key,
-                run_id,
-                r.dataset,
-                r.estimator,
-                r.task,
-                r.repeat,
-                r.fold,
-                r.status,
-                json.dumps(r.metrics),
-                r.fit_time,
-                r.predict_time,
-                r.n_train,
-                r.n_test,
-                r.error,
-                r.detail,
-                json.dumps(r.notes),
-                seed,
-                json.dumps(config, sort_keys=True, default=str),
-                json.dumps(versions),
-                fingerprint,
-                time.time(),
-                json.dumps(r.extra, default=_jsonable),
-            ),
+            f"INSERT OR REPLACE INTO results ({names}) VALUES ({', '.join('?' * len(row))})", list(row.values())
         )
         if r.y_pred is not None:
             self.db.execute(
@@ -231,6 +288,19 @@ class Store:
         else:
             self.db.execute("DELETE FROM explanations WHERE key = ?", (r.key,))
         self.db.commit()
+
+    def add_step(self, result: StepResult, run_id: str) -> None:
+        """Record how a study or pretraining fit ended (its folds carry the cause when it failed)."""
+        r = result
+        self.db.execute(
+            "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (r.key, run_id, r.kind, r.description, r.status, r.error, r.detail, r.worker, r.started, r.finished),
+        )
+        self.db.commit()
+
+    def steps(self) -> pd.DataFrame:
+        """One row per study or pretraining fit: key, kind, description, status, cause, where and when."""
+        return pd.read_sql_query("SELECT * FROM steps ORDER BY started", self.db)
 
     def current_keys(self) -> set[str]:
         """The plan of the latest suite version: keys planned by every run of the same suite text.
@@ -283,3 +353,22 @@ class Store:
 
     def checks(self) -> dict[str, tuple[str, dict[str, Any]]]:
         return {n: (i, json.loads(p)) for n, i, p in self.db.execute("SELECT name, ident, payload FROM checks")}
+
+
+def _guarded(method: Any) -> Any:
+    """A store call that meets a damaged or locked file raises StoreError (one line, exit 2), not sqlite's error."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"{self.path}: cannot use the results store: {cause}") from None
+
+    return wrapper
+
+
+for _name, _method in list(vars(Store).items()):
+    if callable(_method) and not _name.startswith("_") and _name not in ("close",):
+        setattr(Store, _name, _guarded(_method))

@@ -76,11 +76,23 @@ def parse_dist(raw: Any) -> Dist:
         choices = raw["categorical"]
         if not isinstance(choices, list) or not choices:
             raise ValueError("categorical needs a non-empty list of choices")
+        try:  # trials store each choice as JSON text
+            json.dumps(choices, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "categorical choices must be strings, finite numbers, true/false, null, or lists of them"
+            ) from None
         return Dist("categorical", choices=tuple(choices))
     bounds = raw[kind]
-    if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)):
+    numbers = isinstance(bounds, list) and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+    if not (numbers and len(bounds) == 2):
         raise ValueError(f"{kind} needs [low, high] numbers")
+    if not all(_is_number(b) for b in bounds):
+        raise ValueError(f"{kind} bounds must be finite numbers, not {bounds}")
     low, high = bounds
+    limit = 1e15  # beyond this a bound is a typo, and float arithmetic on the range loses precision
+    if any(abs(b) > limit for b in bounds):
+        raise ValueError(f"{kind} bounds must lie within ±{limit:g}")
     if kind == "int" and not all(float(b).is_integer() for b in bounds):
         raise ValueError("int bounds must be whole numbers")
     if low > high:
@@ -91,15 +103,20 @@ def parse_dist(raw: Any) -> Dist:
     if log and low <= 0:
         raise ValueError("a log range needs low > 0")
     step = raw.get("step")
-    if step is not None and (not _is_number(step) or step <= 0 or log):
-        raise ValueError("step must be a positive number, and not combined with log")
+    if step is not None and (not _is_number(step) or step <= 0 or step > limit or log):
+        raise ValueError("step must be a positive finite number, and not combined with log")
+    if step is not None and kind == "int" and not float(step).is_integer():
+        raise ValueError("an int range needs a whole-number step")
     return Dist(
         kind, float(low) if kind == "float" else int(low), float(high) if kind == "float" else int(high), log, step
     )
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (not a bool: YAML's true is no bound)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def parse_space(raw: dict[str, Any]) -> dict[str, Dist]:
@@ -194,6 +211,7 @@ class StudyOutcome:
     history: list[dict[str, Any]] = field(default_factory=list)
     importances: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    first_error: str = ""  # why the first failed trial failed (one line)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -249,6 +267,16 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
     prunes = plan.pruner != "none"
 
     def objective(trial: Any) -> float:
+        try:
+            return trial_value(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # kept on the trial, so a study whose every trial fails can say why
+            text = str(exc).strip().splitlines()
+            trial.set_user_attr("error", f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+            raise
+
+    def trial_value(trial: Any) -> float:
         params = suggest(trial, plan.space)
         scores, rounds = [], []
         in_fit: list[int] = []  # steps reported from inside fits
@@ -334,6 +362,7 @@ def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
         for t in trials
     ]
     counts = {s: sum(t.state == s for t in trials) for s in (states.COMPLETE, states.PRUNED, states.FAIL)}
+    errors = [t.user_attrs["error"] for t in trials if t.state == states.FAIL and "error" in t.user_attrs]
     if not complete:
         return StudyOutcome(
             {},
@@ -344,6 +373,7 @@ def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
             wall,
             history,
             note="no trial completed: the estimator's own parameters were used",
+            first_error=errors[0] if errors else "",
         )
     best_params = decode(study.best_params, plan.space)
     rounds = study.best_trial.user_attrs.get("best_rounds")

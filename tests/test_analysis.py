@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -259,7 +260,7 @@ def _store_with_predictions(tmp_path):
                         key, name, model, task, 0, fold, "ok", {metric: value}, n_train=20, n_test=10,
                         test_index=test, y_true=y[test], y_pred=y[test],
                     )  # fmt: skip
-                store.add(result, "r1", 0, {}, {}, f"fp-{name}")
+                store.add(replace(result, seed=0, config={}, versions={}, fingerprint=f"fp-{name}"), "r1")
     store.record_plan("r1", keys)
     return store, y_clf, y_reg, splits
 

@@ -148,6 +148,101 @@ def test_unknown_categorical_and_missing_reference_exit_2(cli, files, tmp_path: 
     assert cli("check-data", files["fresh"]).returncode == 2  # --reference is required
 
 
+def _dup_parquet(path: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table([pa.array([0.1, 0.2, 0.3]), pa.array([1, 0, 1]), pa.array([1, 0, 1])], ["a", "y", "y"]), path
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("header.csv", "x0,x1,y\n", "has no rows"),  # not "no rows with a target value": there is no target
+        ("empty.csv", "", "is empty"),
+        ("dup.csv", "x0,y,y\n1,0,0\n2,1,1\n3,0,0\n", "column 'y' appears twice"),
+        ("lookalike.csv", "x0,x1,x1\n1,0,0\n2,1,1\n3,0,0\n", "column 'x1' appears twice"),
+        ("binary.csv", bytes(range(256)) * 4, "not UTF-8"),
+        ("wide.csv", "x0,y\n1,2,3\n4,5,6\n", "more fields than the header"),
+        ("dup.parquet", None, "column 'y' appears twice"),
+    ],
+)
+def test_malformed_new_or_reference_is_one_line_exit_2(cli, files, tmp_path: Path, name, content, expected) -> None:
+    bad = tmp_path / name
+    if content is None:
+        _dup_parquet(bad)
+    elif isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
+    for args, role in (((bad, "--reference", files["old"]), "new"), ((files["old"], "--reference", bad), "reference")):
+        proc = cli("check-data", *args, "--out", tmp_path / "o")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+        lines = error_lines(proc)
+        assert len(lines) == 1 and lines[0].startswith(f"error: {role}"), proc.stderr
+        assert str(bad) in lines[0] and expected in lines[0] and "target value" not in lines[0], lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_infinite_values_in_new_are_a_shift_naming_the_column(cli, tmp_path: Path) -> None:
+    old, new = make_frame(400, 0), make_frame(400, 1)
+    new.loc[:59, "x3"] = np.inf  # 15% of the rows
+    out = tmp_path / "report"
+    proc = cli(
+        "check-data", write(new, tmp_path / "new.csv"), "--reference", write(old, tmp_path / "old.csv"), "--out", out
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "RuntimeWarning" not in proc.stdout + proc.stderr
+    verdict = next(line for line in proc.stdout.splitlines() if line.startswith("SHIFT"))
+    assert "infinite values" in verdict and "x3 0.0% → 15.0%" in verdict
+    report = json.loads((out / "check-data.json").read_text())
+    assert report["shift"] is True
+    assert report["schema"]["infinite_rates"] == [{"column": "x3", "old": 0.0, "new": 0.15, "change": 0.15}]
+    # the KS test kept the infinities (as the largest values) rather than dropping them
+    x3 = next(f for f in report["features"] if f["column"] == "x3")
+    assert x3["distance"] >= 0.15
+    assert "| x3 | 0.0% | 15.0% | +15.0% |" in (out / "check-data.md").read_text()
+
+
+def test_equal_shares_of_infinite_values_are_no_shift(tmp_path: Path) -> None:
+    old, new = make_frame(300, 0), make_frame(300, 1)
+    old.loc[:29, "x2"] = -np.inf
+    new.loc[100:129, "x2"] = -np.inf
+    report = drift.check_data(
+        str(write(new, tmp_path / "n.csv")), str(write(old, tmp_path / "o.csv")), target="y", n_estimators=20
+    )
+    assert [(r.column, r.old, r.new) for r in report.schema.infinite_rates] == [("x2", 0.1, 0.1)]
+    assert report.schema.infinite_changed == [] and not any("infinite" in r for r in report.reasons)
+
+
+def test_column_names_lightgbm_refuses_are_compared(cli, tmp_path: Path) -> None:
+    """A trailing comma makes 'Unnamed: 7'; LightGBM refuses ':' ',' '"' '[' in feature names."""
+    names = {"x0": "dose [mg], raw", "x1": 'say "hi"'}
+    old, new = (
+        f.rename(columns=names).assign(**{"Unnamed: 7": np.nan}) for f in (make_frame(200, 0), make_frame(200, 1, True))
+    )
+    out = tmp_path / "report"
+    proc = cli(
+        "check-data", write(new, tmp_path / "n.csv"), "--reference", write(old, tmp_path / "o.csv"), "--out", out
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((out / "check-data.json").read_text())
+    assert {"dose [mg], raw", 'say "hi"', "Unnamed: 7"} <= set(report["adversarial"]["importance"])
+    assert set(list(report["adversarial"]["importance"])[:2]) <= {"dose [mg], raw", 'say "hi"', "cat"}
+
+
+def test_ks_counts_infinities_as_extreme_values() -> None:
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    b = np.array([1.0, 2.0, np.inf, np.inf])
+    d, p = drift.ks_test(a, b)
+    assert d == pytest.approx(ecdf_distance(a, b)) and d == pytest.approx(0.5)  # at x = 4: F_a = 1, F_b = 1/2
+    assert np.isfinite(p)
+
+
 # ---------------------------------------------------------------------------- schema
 
 

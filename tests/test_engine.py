@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from harness.engine import limit_threads, threads_per_worker
+from harness.engine import derive_seed, limit_threads, threads_per_worker
 from harness.runner import RunOptions, run_suite
 from harness.spec import parse_suite
 from harness.store import Store
@@ -269,7 +269,8 @@ def test_robustness_scores_equal_plain_scikit_learn_on_the_same_perturbed_rows(t
         assert set(extra["robustness"]) == {"0.25", "2"}
         model = RandomForestClassifier(n_estimators=20, random_state=0, n_jobs=1).fit(X.iloc[train], y.iloc[train])
         for i, level in enumerate([0.25, 2.0]):
-            noisy = perturb(X.iloc[test], X.iloc[train], level, 0 * 7919 + fold * 101 + i, [])
+            seed = derive_seed(0, "robustness", "wine", None, 0, fold, i)  # the same noise for every model
+            noisy = perturb(X.iloc[test], X.iloc[train], level, seed, [])
             expected = (model.predict(noisy) == y.iloc[test].to_numpy()).mean()
             assert extra["robustness"][f"{level:g}"]["accuracy"] == pytest.approx(expected, abs=1e-12)
     # heavy noise hurts: the mean score at 2 standard deviations is below the clean score
@@ -303,3 +304,78 @@ def test_shap_values_are_stored_for_the_first_repeat_and_add_up(tmp_path):
         arrays, meta = stored[key]
         assert meta["features"] == list(load_diabetes(as_frame=True).data.columns)
         assert arrays["values"].shape[1:] == (10, 1)
+
+
+# ---------------------------------------------------------------- fit_and_score on tasks built directly
+
+
+def _task(model: str, params: dict | None = None, **kw):
+    """A fold task built by hand, as scikit-learn's tests build `_fit_and_score` arguments."""
+    from harness.datasets import load_dataset
+    from harness.engine import FoldTask
+    from harness.registry import Resolver
+    from harness.spec import DatasetSpec
+    from harness.splits import make_splits
+
+    suite = parse_suite(
+        {
+            "name": "t",
+            "cv": {"folds": 3},
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+            "estimators": [{"name": "m", "model": model, "params": params or {}}],
+        }
+    )
+    ds = load_dataset(DatasetSpec(name="iris", source="sklearn:iris"))
+    resolved = Resolver(suite, ("sklearn", "harness", "tests")).resolve("m", ds.task)
+    split = make_splits(ds, suite.cv, 0)[1]
+    return FoldTask("k", ds, resolved, split, ["accuracy", "log_loss"], seed=7, **kw), ds, split
+
+
+def test_fit_and_score_equals_plain_scikit_learn_and_carries_its_identity():
+    from sklearn.tree import DecisionTreeClassifier
+
+    from harness.engine import fit_and_score
+
+    task, ds, split = _task("decision_tree")
+    result = fit_and_score(task)
+    plain = DecisionTreeClassifier(random_state=0).fit(ds.X.iloc[split.train], ds.y[split.train])
+    assert result.status == "ok" and result.kind == "fold"
+    assert result.metrics["accuracy"] == pytest.approx(plain.score(ds.X.iloc[split.test], ds.y[split.test]), abs=0)
+    np.testing.assert_array_equal(result.test_index, split.test)
+    assert (result.key, result.seed, result.fingerprint) == ("k", 7, ds.fingerprint)
+    assert result.config == task.resolved.config() and result.worker and result.started <= result.finished
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "status", "error"),
+    [
+        ("tests.estimators.RaisingClassifier", {"message": "bad fit"}, "error", "ValueError: bad fit"),
+        ("linear", {"C": 1.0}, "ok", None),
+    ],
+)
+def test_fit_and_score_records_a_failure_instead_of_raising(model, params, status, error):
+    from harness.engine import fit_and_score
+
+    result = fit_and_score(_task(model, params)[0])
+    assert result.status == status and result.error == error
+    assert (result.detail is not None and "Traceback" in result.detail) == (status == "error")
+
+
+def test_fit_and_score_applies_a_preset_and_records_it():
+    from harness.engine import fit_and_score
+
+    task, _, _ = _task("decision_tree", preset={"params": {"max_depth": 1}, "tuning": {"mode": "tune_then_cv"}})
+    result = fit_and_score(task)
+    assert result.extra["tuning"] == {"mode": "tune_then_cv"}
+    assert result.metrics["accuracy"] < 0.75  # a stump cannot separate three classes
+
+
+def test_fit_and_score_skips_with_the_reason():
+    from dataclasses import replace
+
+    from harness.engine import fit_and_score
+
+    task, _, _ = _task("decision_tree")
+    task = replace(task, resolved=replace(task.resolved, skipped="declared for regression only"))
+    result = fit_and_score(task)
+    assert (result.status, result.error) == ("skipped", "declared for regression only")

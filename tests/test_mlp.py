@@ -59,12 +59,14 @@ def test_init_only_stores_parameters_and_fit_checks_them():
     model = TorchMLPClassifier(activation="swish", hidden_sizes=[8, 4])  # no error yet: __init__ only stores
     assert model.get_params()["hidden_sizes"] == [8, 4]
     X, y = _blobs(40)
-    with pytest.raises(ValueError, match="activation='swish' is not one of"):
+    with pytest.raises(ValueError, match="The 'activation' parameter of TorchMLPClassifier must be a str among"):
         model.fit(X, y)
-    with pytest.raises(ValueError, match=r"dropout=1.5 must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"'dropout' parameter .* must be a float in the range \[0.0, 1.0\)"):
         _tiny(TorchMLPClassifier, dropout=1.5).fit(X, y)
-    with pytest.raises(ValueError, match=r"batch_size=0 must be an integer in \[1, inf\)"):
+    with pytest.raises(ValueError, match=r"'batch_size' parameter .* must be an int in the range \[1, inf\)"):
         _tiny(TorchMLPClassifier, batch_size=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"hidden_sizes=\[0\] must be a list or tuple of positive integers"):
+        _tiny(TorchMLPClassifier, hidden_sizes=[0]).fit(X, y)
     with pytest.raises(ValueError, match="nesterov"):
         _tiny(TorchMLPClassifier, optimizer="sgd", momentum=0.0, nesterov=True).fit(X, y)
     with pytest.raises(ValueError, match=r"finetune='head'.*pretrained"):

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -343,7 +344,7 @@ def synthetic_store(path: Path, n_datasets: int = 6) -> None:
                         value = base + 0.01 * rng.normal()
                         result = FoldResult(key, name, model, "regression", 0, fold, "ok", {"rmse": value},
                                             fit_time=0.1 * base, predict_time=0.01, n_train=80, n_test=20)  # fmt: skip
-                        store.add(result, "r1", seed, {}, {}, f"fp{d}")
+                        store.add(replace(result, seed=seed, config={}, versions={}, fingerprint=f"fp{d}"), "r1")
                         keys.append(key)
         store.record_plan("r1", keys)
         store.finish_run("r1", "finished")

@@ -250,3 +250,287 @@ def test_several_seeds_rerun_every_fold_with_its_own_splits_and_random_state(tmp
     with Store(tmp_path / "results.db") as store:
         rows = store.results(store.current_keys())
     assert sorted(rows["seed"].tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+# ---------------------------------------------------------------- studies and pretraining are tasks too
+
+
+def _write(tmp_path: Path, raw: dict) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _tiny_csvs(tmp_path: Path) -> tuple[Path, Path]:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(260, 4))
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(y=(X[:, 0] + X[:, 1] > 0).astype(int))
+    frame.iloc[:200].to_csv(tmp_path / "src.csv", index=False)
+    frame.iloc[200:].to_csv(tmp_path / "target.csv", index=False)
+    return tmp_path / "src.csv", tmp_path / "target.csv"
+
+
+def _steps_suite(tmp_path: Path, estimators: list[dict]) -> Path:
+    source, target = _tiny_csvs(tmp_path)
+    return _write(
+        tmp_path,
+        {
+            "name": "steps",
+            "cv": {"folds": 2},
+            "metrics": {"classification": ["accuracy"], "regression": ["r2"]},
+            "explain": {"enabled": False},
+            "datasets": [
+                {"name": "src", "source": str(source), "target": "y"},
+                {"name": "target", "source": str(target), "target": "y"},
+            ],
+            "estimators": [{"name": "tree", "model": "decision_tree"}, *estimators],
+        },
+    )
+
+
+SLOW_STUDY = {
+    "name": "sleepy",
+    "model": "tests.estimators.SleepyClassifier",
+    "timeout_s": 2,
+    "tune": {"mode": "tune_then_cv", "trials": 3, "space": {"seconds": {"float": [60, 90]}}},
+}
+SLOW_PRETRAIN = {
+    "name": "mlp_ft",
+    "model": "mlp",
+    "timeout_s": 2,
+    "params": {"hidden_sizes": [8], "max_epochs": 2},
+    "pretrain": {"dataset": "src", "params": {"batch_size": 1, "max_epochs": 100000, "early_stopping": False}},
+    "finetune": "all",
+}
+RAISING_STUDY = {
+    "name": "broken",
+    "model": "tests.estimators.RaisingClassifier",
+    "tune": {"mode": "tune_then_cv", "trials": 2, "inner_folds": 2, "space": {"message": {"categorical": ["nope"]}}},
+}
+RAISING_PRETRAIN = {
+    "name": "mlp_bad",
+    "model": "mlp",
+    "params": {"hidden_sizes": [8], "max_epochs": 2},
+    # a combination only fit can judge (nesterov needs momentum), in the pretraining parameters alone
+    "pretrain": {"dataset": "src", "params": {"optimizer": "sgd", "momentum": 0.0, "nesterov": True}},
+    "finetune": "all",
+}
+
+
+@pytest.mark.parametrize(
+    ("estimator", "status", "cause"),
+    [
+        (SLOW_STUDY, "timeout", "tune_then_cv study of sleepy on {ds} timed out after 2 s"),
+        (SLOW_PRETRAIN, "timeout", "pretraining mlp_ft on src timed out after 2 s"),
+        (RAISING_STUDY, "error", "tune_then_cv study of broken on {ds} failed: StudyFailed: every trial failed (2)"),
+        (RAISING_PRETRAIN, "error", "pretraining mlp_bad on src failed: ValueError: nesterov=True needs momentum"),
+    ],
+    ids=["study-timeout", "pretrain-timeout", "study-raises", "pretrain-raises"],
+)
+def test_a_failed_study_or_pretraining_becomes_rows_and_the_run_goes_on(tmp_path, cli, estimator, status, cause):
+    path = _steps_suite(tmp_path, [estimator])
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    result = cli("run", path, "--out", out, "--allow-module", "tests", "--n-jobs", "2")
+    assert time.perf_counter() - start < 60, "a study or pretraining ran past its time limit"
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    with Store(out / "results.db") as store:
+        rows = store.results()
+        steps = store.steps()
+        assert store.latest_run()["status"] == "finished"
+    mine = rows[rows["estimator"] == estimator["name"]]
+    failed = mine[mine["status"] != "skipped"]  # a pretrained model skips its own source
+    assert len(failed) > 0 and set(failed["status"]) == {status}
+    for ds, error in zip(failed["dataset"], failed["error"], strict=True):
+        assert error.startswith(cause.format(ds=ds)), error
+    assert (rows.loc[rows["estimator"] == "tree", "status"] == "ok").all()
+    assert set(steps["status"]) == {status}
+    assert cli("report", out).returncode == 0
+
+
+def test_two_studies_run_at_the_same_time_with_two_jobs(tmp_path):
+    tuned = {
+        "name": "counting",
+        "model": "tests.estimators.CountingClassifier",
+        "tune": {"mode": "tune_then_cv", "trials": 2, "inner_folds": 2, "space": {"seconds": {"float": [0.4, 0.5]}}},
+    }
+    suite = load_suite(_steps_suite(tmp_path, [tuned]))
+    from harness.registry import allowed_modules
+
+    options = RunOptions(out=tmp_path / "out", n_jobs=2, allow_modules=allowed_modules(("tests",)))
+    summary = run_suite(suite, options)
+    assert summary.exit_code == 0
+    studies = [s for s in summary.steps if s.kind == "study"]
+    assert len(studies) == 2 and all(s.status == "ok" for s in studies)
+    (a, b) = studies
+    assert max(a.started, b.started) < min(a.finished, b.finished), "the two studies ran one after the other"
+    # a rerun reuses everything: no study, no fold
+    again = run_suite(suite, options)
+    assert sum(again.computed.values()) == 0 and again.steps == []
+
+
+def test_a_run_that_fails_inside_is_closed_as_failed_with_the_reason(tmp_path, monkeypatch):
+    suite = load_suite(_steps_suite(tmp_path, []))
+
+    def broken_add(self, result, run_id):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Store, "add", broken_add)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        run_suite(suite, RunOptions(out=tmp_path / "out"))
+    monkeypatch.undo()
+    with Store(tmp_path / "out" / "results.db") as store:
+        run = store.latest_run()
+    assert run["status"] == "failed" and run["reason"] == "RuntimeError: disk on fire" and run["finished"]
+
+
+def test_dry_run_reports_exactly_what_the_run_selects(tmp_path, cli):
+    path = _steps_suite(tmp_path, [{"name": "broken", "model": "tests.estimators.RaisingClassifier"}])
+    out = tmp_path / "out"
+    plan = cli("run", path, "--out", out, "--allow-module", "tests", "--dry-run")
+    assert "8 folds in the plan, 8 to run" in plan.stdout and not out.exists()
+    assert cli("run", path, "--out", out, "--allow-module", "tests").returncode == 1
+    for flags, todo in [((), 0), (("--retry-failed",), 4), (("--force",), 8)]:
+        result = cli("run", path, "--out", out, "--allow-module", "tests", "--dry-run", *flags)
+        assert f"8 folds in the plan, {todo} to run" in result.stdout, (flags, result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"dropout": 1.5}, r"estimators\[1\]\.params\.dropout: TorchMLPClassifier: must be a float in the range"),
+        ({"hidden_sizes": [0]}, r"estimators\[1\]\.params\.hidden_sizes: TorchMLPClassifier: must be a list"),
+        ({"lr": -1}, r"estimators\[1\]\.params\.lr: TorchMLPClassifier: must be a float in the range \(0.0, inf\)"),
+        ({"optimizer": "lbfgs"}, r"estimators\[1\]\.params\.optimizer: TorchMLPClassifier: must be a str among"),
+    ],
+)
+def test_mlp_parameters_are_refused_before_anything_is_fitted(tmp_path, cli, params, message):
+    import re
+
+    path = _steps_suite(tmp_path, [{"name": "mlp", "model": "mlp", "params": params}])
+    for command in (("validate", path), ("run", path, "--out", tmp_path / "out")):
+        result = cli(*command)
+        assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
+    assert not (tmp_path / "out" / "results.db").exists()
+
+
+def test_pretraining_parameters_are_checked_before_anything_is_fitted(tmp_path, cli):
+    bad = {**RAISING_PRETRAIN, "pretrain": {"dataset": "src", "params": {"dropout": 2}}}
+    result = cli("validate", _steps_suite(tmp_path, [bad]))
+    assert result.returncode == 2
+    assert "estimators[1].pretrain.params.dropout: TorchMLPClassifier: must be a float" in result.stderr
+
+
+def test_every_exit_code_is_documented_in_the_help(cli):
+    text = cli("--help").stdout
+    for code in (0, 1, 2, 3, 130, 143):
+        assert f"{code}: " in text
+
+
+# ---------------------------------------------------------------- signals
+
+
+def _signal_suite(tmp_path: Path, log: Path, timeout_s: float | None) -> Path:
+    slow = {"name": "slow", "model": "tests.estimators.CountingClassifier", "params": {"log": str(log), "seconds": 1.5}}
+    if timeout_s:
+        slow["timeout_s"] = timeout_s
+    return _write(
+        tmp_path,
+        {
+            "name": "signals",
+            "cv": {"folds": 4},
+            "explain": {"enabled": False},
+            "metrics": {"classification": ["accuracy"], "regression": ["r2"]},
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}, {"name": "wine", "source": "sklearn:wine"}],
+            "estimators": [slow],
+        },
+    )
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n_jobs", "timeout_s"), [(2, 30), (1, None)], ids=["two-jobs-with-timeout", "in-process"])
+def test_sigterm_stops_the_run_and_its_children_and_keeps_finished_folds(tmp_path, n_jobs, timeout_s):
+    log, out = tmp_path / "fits.log", tmp_path / "out"
+    path = _signal_suite(tmp_path, log, timeout_s)
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--allow-module", "tests"]
+    proc = subprocess.Popen(
+        [*cmd, "--n-jobs", str(n_jobs)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while _rows(out / "results.db") < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM: finished folds are kept")
+    fits = _lines(log)
+    time.sleep(2.5)  # longer than a fit: a child left running would log one more
+    assert _lines(log) == fits, "a fit went on after the run stopped"
+    with Store(out / "results.db") as store:
+        run = store.latest_run()
+        assert len(store.results()) >= 2
+    assert (run["status"], run["reason"]) == ("interrupted", "SIGTERM")
+
+
+@pytest.mark.slow
+def test_a_study_killed_with_its_run_resumes_and_no_fold_is_stored_twice(tmp_path):
+    import optuna
+
+    log, out = tmp_path / "fits.log", tmp_path / "out"
+    tuned = {
+        "name": "tuned",
+        "model": "tests.estimators.CountingClassifier",
+        "params": {"log": str(log)},
+        "tune": {"mode": "tune_then_cv", "trials": 12, "inner_folds": 2, "space": {"seconds": {"float": [0.2, 0.3]}}},
+    }
+    path = _write(
+        tmp_path,
+        {
+            "name": "study",
+            "cv": {"folds": 2},
+            "explain": {"enabled": False},
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+            "estimators": [tuned],
+        },
+    )
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--allow-module", "tests"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while _lines(log) < 6 and time.time() < deadline and proc.poll() is None:  # three trials' fits
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    storage = f"sqlite:///{out / 'studies.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    before = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    done_before = sum(t.state == optuna.trial.TrialState.COMPLETE for t in before)
+    assert 0 < done_before < 12 and _rows(out / "results.db") == 0
+
+    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    states = optuna.trial.TrialState
+    assert sum(t.state == states.COMPLETE for t in trials) >= done_before  # resumed, not restarted
+    assert sum(t.state in (states.COMPLETE, states.FAIL) for t in trials) == 12
+    with Store(out / "results.db") as store:
+        rows = store.results()
+        steps = store.steps()
+    assert len(rows) == 2 and rows["key"].is_unique and (rows["status"] == "ok").all()
+    assert list(steps["status"]) == ["ok"]

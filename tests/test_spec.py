@@ -260,7 +260,7 @@ MALFORMED = [
     ),
     pytest.param(
         _suite(estimators="estimators:\n  - {name: rf, model: random_forest, params: {n_estimators: -3}}\n"),
-        r"estimators\[0\]\.params: RandomForestClassifier: The 'n_estimators' parameter must be an int "
+        r"estimators\[0\]\.params\.n_estimators: RandomForestClassifier: must be an int "
         r"in the range \[1, inf\)\. Got -3 instead\.$",
         id="bad-parameter-value",
     ),

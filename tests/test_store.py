@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -34,15 +35,17 @@ def _result(key: str, status: str = "ok", acc: float | None = 0.9) -> FoldResult
 
 def test_rows_are_committed_at_once_and_visible_to_another_connection(tmp_path):
     with Store(tmp_path / "r.db") as store:
-        store.add(_result("k1"), "run", 0, {"class": "x"}, {"python": "3"}, "fp")
+        store.add(
+            replace(_result("k1"), seed=0, config={"class": "x"}, versions={"python": "3"}, fingerprint="fp"), "run"
+        )
         with sqlite3.connect(tmp_path / "r.db") as other:  # as a killed process's successor would see it
             assert other.execute("SELECT key, status FROM results").fetchall() == [("k1", "ok")]
 
 
 def test_same_key_never_duplicates(tmp_path):
     with Store(tmp_path / "r.db") as store:
-        store.add(_result("k1", "error", None), "run1", 0, {}, {}, "fp")
-        store.add(_result("k1", "ok", 0.8), "run2", 0, {}, {}, "fp")
+        store.add(_result("k1", "error", None), "run1")
+        store.add(_result("k1", "ok", 0.8), "run2")
         rows = store.results()
         assert len(rows) == 1 and rows["status"].iloc[0] == "ok" and rows["accuracy"].iloc[0] == 0.8
         assert store.done_keys(("ok",)) == {"k1"} and store.done_keys(("error",)) == set()
@@ -50,7 +53,7 @@ def test_same_key_never_duplicates(tmp_path):
 
 def test_predictions_round_trip(tmp_path):
     with Store(tmp_path / "r.db") as store:
-        store.add(_result("k1"), "run", 0, {}, {}, "fp")
+        store.add(_result("k1"), "run")
         pred = store.predictions("k1")
     np.testing.assert_array_equal(pred["test_index"], np.arange(5))
     np.testing.assert_array_equal(pred["y_pred"], [0, 1, 1, 1, 0])
@@ -71,9 +74,119 @@ def test_explanations_round_trip_without_pickle_and_follow_their_fold(tmp_path):
     result = _result("k1")
     result.explanation = ({"values": values, "rows": np.arange(4)}, {"features": ["a", "b", "c"], "explainer": "tree"})
     with Store(tmp_path / "r.db") as store:
-        store.add(result, "run", 0, {}, {}, "fp")
+        store.add(result, "run")
         arrays, meta = store.explanations(["k1", "missing"])["k1"]
         np.testing.assert_array_equal(arrays["values"], values)
         assert arrays["values"].dtype == np.float32 and meta["features"] == ["a", "b", "c"]
-        store.add(_result("k1", status="error", acc=None), "run2", 0, {}, {}, "fp")  # a rerun that failed
+        store.add(_result("k1", status="error", acc=None), "run2")  # a rerun that failed
         assert store.explanations(["k1"]) == {}
+
+
+# ---------------------------------------------------------------- schema versions, foreign and damaged files
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, suite TEXT NOT NULL, suite_json TEXT NOT NULL, started REAL NOT NULL,
+    finished REAL, status TEXT NOT NULL, argv TEXT, versions TEXT, settings TEXT
+);
+CREATE TABLE run_cells (run_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (run_id, key));
+CREATE TABLE results (
+    key TEXT PRIMARY KEY, run_id TEXT NOT NULL, dataset TEXT NOT NULL, estimator TEXT NOT NULL,
+    task TEXT NOT NULL, repeat INTEGER NOT NULL, fold INTEGER NOT NULL, status TEXT NOT NULL,
+    metrics TEXT NOT NULL, fit_time REAL, predict_time REAL, n_train INTEGER, n_test INTEGER,
+    error TEXT, detail TEXT, notes TEXT, seed INTEGER, config TEXT, versions TEXT,
+    dataset_fingerprint TEXT, created REAL NOT NULL, extra TEXT
+);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO results VALUES ('old', 'r0', 'iris', 'tree', 'classification', 0, 0, 'ok', '{"accuracy": 0.5}',
+    0.1, 0.1, 10, 5, NULL, NULL, '{}', 0, '{}', '{}', 'fp', 0, '{}');
+"""
+
+
+def test_a_version_1_store_is_migrated_in_place_and_keeps_its_rows(tmp_path):
+    db = tmp_path / "r.db"
+    with sqlite3.connect(db) as con:
+        con.executescript(V1_SCHEMA)
+    with Store(db) as store:
+        store.add(_result("new"), "run")
+        rows = store.results()
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    assert set(rows["key"]) == {"old", "new"}
+    assert rows.set_index("key").loc["old", "accuracy"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda con: con.executescript(V1_SCHEMA.replace("'1'", "'9'")),
+            "written by a newer harness \\(store schema 9",
+        ),
+        (
+            lambda con: con.execute("CREATE TABLE customers (id INTEGER)"),
+            "not a harness results store \\(tables: customers",
+        ),
+        (lambda con: con.executescript(V1_SCHEMA.replace("'1'", "'one'")), "not a harness results store"),
+        (lambda con: con.executescript("CREATE TABLE meta (key TEXT, value TEXT);"), "not a harness results store"),
+    ],
+    ids=["newer", "foreign-sqlite", "unreadable-version", "half-a-store"],
+)
+def test_newer_and_foreign_stores_are_refused_before_anything_is_written(tmp_path, make, message):
+    db = tmp_path / "r.db"
+    with sqlite3.connect(db) as con:
+        make(con)
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match=message):
+        Store(db)
+    assert db.read_bytes() == before
+
+
+def _damaged(tmp_path):
+    """A real run's store whose pages past the header are overwritten, as a bad disk or a half-copied file leaves it."""
+    from harness.baseline import save_baseline
+    from harness.runner import RunOptions, run_suite
+    from harness.spec import parse_suite
+
+    suite = {
+        "name": "t",
+        "cv": {"folds": 2, "repeats": 10},
+        "explain": {"enabled": False},
+        "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+        "estimators": [{"name": "tree", "model": "decision_tree"}],
+    }
+    out = tmp_path / "out"
+    run_suite(parse_suite(suite), RunOptions(out=out))
+    save_baseline(out, tmp_path / "b.json")  # a valid baseline, so `check` meets the store first
+    db = out / "results.db"
+    with Store(db) as store:
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    data[4096:] = b"\x5a" * (len(data) - 4096)
+    db.write_bytes(bytes(data))
+    return db
+
+
+def test_a_damaged_store_is_a_store_error_not_a_crash(tmp_path):
+    db = _damaged(tmp_path)
+    with pytest.raises(StoreError, match="results.db: "):
+        with Store(db) as store:
+            store.results()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda out: ["report", out],
+        lambda out: ["baseline", "save", out, "--to", out.parent / "b.json"],
+        lambda out: ["check", out, "--baseline", out.parent.parent / "b.json"],
+        lambda out: ["run", "suites/smoke.yaml", "--out", out],
+    ],
+    ids=["report", "baseline-save", "check", "run"],
+)
+def test_every_command_meets_a_damaged_store_with_one_line_and_exit_2(tmp_path, cli, command):
+    db = _damaged(tmp_path)
+    result = cli(*command(db.parent))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

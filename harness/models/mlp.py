@@ -23,6 +23,7 @@ Parameters are only stored in `__init__`; they are checked when `fit` starts, so
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
@@ -40,6 +41,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -414,6 +416,44 @@ def _autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype 
 class _BaseTorchMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, the training loop, fine-tuning."""
 
+    # Declared as scikit-learn does, so `harness validate` refuses a bad value before anything
+    # is fitted (the registry calls _validate_params when it builds the estimator).
+    _parameter_constraints: dict[str, list[Any]] = {  # noqa: RUF012 (scikit-learn's convention)
+        "hidden_sizes": [Interval(numbers.Integral, 1, None, closed="left"), list, tuple],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "batch_norm": ["boolean"],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "init": [StrOptions(set(INITS))],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
+        "nesterov": ["boolean"],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "schedule": [StrOptions(set(SCHEDULES))],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [str],
+        "mixed_precision": ["boolean"],
+        "cuda_graphs": ["boolean"],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "pretrained": [str, os.PathLike, bytes, None],
+        "finetune": [StrOptions(set(FINETUNE_MODES))],
+        "verbose": ["verbose"],
+    }
+
+    def _validate_params(self) -> None:
+        """Types and ranges (scikit-learn's check), then what a constraint cannot say: every width positive."""
+        super()._validate_params()
+        _layer_widths(self.hidden_sizes)
+        _check_number("lr", self.lr, 0, closed="()")  # also refuses inf and nan
+        _check_number("weight_decay", self.weight_decay, 0)
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ValueError(f"device={self.device!r} is not one of 'auto', 'cpu', 'cuda' (or 'cuda:N')")
+
     def __init__(
         self,
         hidden_sizes: tuple[int, ...] | list[int] = (256, 256),
@@ -437,7 +477,7 @@ class _BaseTorchMLP(BaseEstimator):
         cuda_graphs: bool = True,
         n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
-        pretrained: str | os.PathLike | None = None,
+        pretrained: str | os.PathLike | bytes | None = None,
         finetune: str = "all",
         verbose: int = 0,
     ) -> None:
@@ -479,6 +519,7 @@ class _BaseTorchMLP(BaseEstimator):
 
     def _check_params(self) -> list[int]:
         """Validate every parameter (at fit time, per the scikit-learn contract); return the hidden widths."""
+        self._validate_params()
         widths = _layer_widths(self.hidden_sizes)
         _check_choice("activation", self.activation, tuple(ACTIVATIONS))
         _check_choice("init", self.init, INITS)
@@ -663,8 +704,10 @@ class _BaseTorchMLP(BaseEstimator):
 
     # -------------------------------------------------- fine-tuning
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
+    def save_pretrained(self, path: str | os.PathLike | io.BytesIO) -> Path | io.BytesIO:
         """Write the fitted weights and layer sizes for `pretrained=` (a torch state dict, no pickled code).
+
+        `path` may be a binary file object: its bytes are then valid as `pretrained=` too.
 
         Loadable with `torch.load(path, weights_only=True)`, so a weights file from
         elsewhere cannot run code when a suite starts from it.
@@ -680,28 +723,39 @@ class _BaseTorchMLP(BaseEstimator):
             "classes": _plain_list(classes),
             "state_dict": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
         }
+        if hasattr(path, "write"):  # a binary file object (e.g. io.BytesIO): weights travel as bytes
+            torch.save(payload, path)
+            return path
         path = Path(path)
         torch.save(payload, path)
         return path
 
+    def _pretrained_name(self) -> str:
+        """How messages name the weights: the file, or their size when they came as bytes."""
+        if isinstance(self.pretrained, bytes):
+            return f"<{len(self.pretrained)} bytes of weights>"
+        return repr(str(self.pretrained))
+
     def _load_pretrained(self, net: MLPNetwork, layer_sizes: list[int]) -> None:
         """Load the body (must match exactly) and the head (only if it has the same outputs)."""
-        payload = torch.load(Path(self.pretrained), map_location="cpu", weights_only=True)
+        name = self._pretrained_name()
+        source = io.BytesIO(self.pretrained) if isinstance(self.pretrained, bytes) else Path(self.pretrained)
+        payload = torch.load(source, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != _PRETRAINED_FORMAT:
-            raise ValueError(f"pretrained={str(self.pretrained)!r} is not a file written by save_pretrained")
+            raise ValueError(f"pretrained={name} is not a file written by save_pretrained")
         source = list(payload["layer_sizes"])
         if source[:-1] != layer_sizes[:-1] or payload["batch_norm"] != bool(self.batch_norm):
             raise ValueError(
-                f"pretrained={str(self.pretrained)!r} has layer sizes {source[:-1]} (input features, then hidden "
+                f"pretrained={name} has layer sizes {source[:-1]} (input features, then hidden "
                 f"sizes) with batch_norm={payload['batch_norm']}; this model has {layer_sizes[:-1]} with "
                 f"batch_norm={bool(self.batch_norm)}: the features, hidden_sizes and batch_norm must match"
             )
         state = payload["state_dict"]
-        _load_part(net.body, "body", state, self.pretrained)
+        _load_part(net.body, "body", state, name)
         classes = _plain_list(getattr(self, "classes_", None))
         same_classes = payload.get("classes") is None or classes is None or payload["classes"] == classes
         if source[-1] == layer_sizes[-1] and same_classes:
-            _load_part(net.head, "head", state, self.pretrained)
+            _load_part(net.head, "head", state, name)
 
     # -------------------------------------------------- prediction
 
@@ -739,7 +793,7 @@ def _load_part(part: nn.Module, prefix: str, state: dict[str, torch.Tensor], pat
     try:
         part.load_state_dict(own)
     except RuntimeError as exc:
-        raise ValueError(f"pretrained={str(path)!r}: its {prefix} weights do not fit this model ({exc})") from None
+        raise ValueError(f"pretrained={path}: its {prefix} weights do not fit this model ({exc})") from None
 
 
 def _plain_list(values: np.ndarray | None) -> list | None:
@@ -776,8 +830,8 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         replay it (about 10x faster epochs for small networks); not with float16 scaling.
     n_threads : torch intra-op threads during fit and predict (None leaves torch's setting).
     random_state : seeds the split, initial weights, batch order and dropout (CPU fits repeat exactly).
-    pretrained : path of a file written by `save_pretrained`; the body is loaded, the head too when
-        it has the same classes (else it is re-initialised).
+    pretrained : path of a file written by `save_pretrained` (or its bytes); the body is loaded, the
+        head too when it has the same classes (else it is re-initialised).
     finetune : "all" trains every layer from the pretrained weights; "head" freezes the body.
     verbose : print one line per epoch when > 0.
 
@@ -815,7 +869,7 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         cuda_graphs: bool = True,
         n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
-        pretrained: str | os.PathLike | None = None,
+        pretrained: str | os.PathLike | bytes | None = None,
         finetune: str = "all",
         verbose: int = 0,
     ) -> None:

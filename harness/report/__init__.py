@@ -7,13 +7,17 @@
 - `summary.md`: winners, rankings and significance verdicts for a pull-request comment;
 - `report.html`: one self-contained page (inline CSS and SVG figures, no script, no URL).
 
-The plain files are written first: a problem in the analysis or the page never costs the
-CSV and the leaderboard.
+They are written as a set (`harness.fileio.write_set`): every file is built in memory
+first and only then are they all moved into place, each atomically. When building fails
+(a damaged store, a bug in the analysis) the previous set is left whole, never half old
+and half new, and the error says so. An existing file is written over only when it is
+the harness's own output (`harness.fileio.is_own_output`) or `force` is set.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from harness.leaderboard import Leaderboards
@@ -24,6 +28,7 @@ OUTPUT_FILES = ("results.csv", "leaderboard.md", "stats.json", "summary.md", "re
 
 __all__ = [
     "OUTPUT_FILES",
+    "build_outputs",
     "failures_markdown",
     "fmt",
     "leaderboard_markdown",
@@ -39,20 +44,53 @@ def stats_json(stats: dict) -> str:
     return json.dumps(stats, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
-def write_outputs(out_dir: str | Path) -> Leaderboards:
-    """(Re)write every output file in `out_dir` from its results.db; returns the leaderboards."""
+def build_outputs(out_dir: str | Path) -> tuple[Leaderboards, dict[str, str]]:
+    """Every output file's text, in memory, from `out_dir`/results.db (nothing is written)."""
+    from harness.leaderboard import load_leaderboards
     from harness.report.context import load_report_data
     from harness.report.html import render_html
 
-    out_dir = Path(out_dir)
-    with Store(out_dir / "results.db", create=False) as store:
-        from harness.leaderboard import load_leaderboards
-
+    with Store(Path(out_dir) / "results.db", create=False) as store:
         boards = load_leaderboards(store)
-        results_frame(boards).to_csv(out_dir / "results.csv", index=False)
-        (out_dir / "leaderboard.md").write_text(leaderboard_markdown(boards), encoding="utf-8")
+        files = {
+            "results.csv": results_frame(boards).to_csv(index=False),
+            "leaderboard.md": leaderboard_markdown(boards),
+        }
         data = load_report_data(store)
-    (out_dir / "stats.json").write_text(stats_json(data.stats), encoding="utf-8")
-    (out_dir / "summary.md").write_text(summary_markdown(data), encoding="utf-8")
-    (out_dir / "report.html").write_text(render_html(data), encoding="utf-8")
+    files["stats.json"] = stats_json(data.stats)
+    files["summary.md"] = summary_markdown(data)
+    files["report.html"] = render_html(data)
+    return boards, files
+
+
+def write_outputs(out_dir: str | Path, force: bool = False) -> Leaderboards:
+    """(Re)write every output file in `out_dir` from its results.db, as a set; returns the leaderboards.
+
+    Refuses (exit 2) before building when an output path is taken by a file that is not
+    the harness's own output, unless `force`. When building fails the previous outputs
+    are unchanged: a HarnessError keeps its exit code and gains that note; any other
+    exception (a bug) becomes a `BuildError` (exit 3) saying so.
+    """
+    from harness.errors import HarnessError
+    from harness.fileio import BuildError, check_set_targets, unchanged_note, write_set
+
+    out_dir = check_set_targets(out_dir, OUTPUT_FILES, force)
+    try:
+        boards, files = build_outputs(out_dir)
+    except HarnessError as exc:
+        note = unchanged_note(out_dir, OUTPUT_FILES)
+        if not note:
+            raise
+        err = HarnessError(f"{exc}{note}")
+        err.exit_code = exc.exit_code
+        raise err from exc
+    except Exception as exc:
+        if os.environ.get("HARNESS_DEBUG"):  # the CLI's switch for the traceback of a bug
+            raise
+        raise BuildError(
+            f"building the reports failed ({type(exc).__name__}: {' '.join(str(exc).splitlines())}; "
+            "a bug, please report it)"
+            + (unchanged_note(out_dir, OUTPUT_FILES) or f"; nothing was written in {out_dir}")
+        ) from exc
+    write_set(out_dir, files, force)
     return boards

@@ -1,127 +1,105 @@
-"""The engine: fit and score one fold, and run many folds in parallel.
+"""Fitting: the pure units of work behind every task.
 
-`fit_and_score` is the unit of work, kept small and pure like scikit-learn's
-`_fit_and_score`: it builds a fresh estimator, fits it on the training rows, predicts
-the test rows and returns a `FoldResult`. It never raises for the estimator's sake:
-an exception becomes an error result (with the traceback kept), a fit past its time
-limit is killed and becomes a timeout result. `execute` runs tasks through joblib,
-so any joblib backend (loky here, Dask on a cluster) runs the same code.
+`fit_and_score` is kept small and pure like scikit-learn's `_fit_and_score`: it
+builds a fresh estimator, fits it on the fold's training rows, predicts the test rows
+and returns a `FoldResult`. `run_study` and `run_pretrain` do the same for a
+tune_then_cv study and a pretraining fit. None of them raises for the estimator's
+sake: an exception becomes an error result with the traceback kept. Time limits,
+processes and parallelism are the executors' business (`engine.executors`), so these
+functions run the same in the driver, in a child process or on a cluster worker.
 """
 
 from __future__ import annotations
 
 import inspect
-import multiprocessing as mp
-import os
+import io
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from harness.datasets import Dataset
+from harness.engine.limits import limit_threads
+from harness.engine.tasks import (
+    ERROR,
+    OK,
+    SKIPPED,
+    FoldResult,
+    FoldTask,
+    PretrainTask,
+    Result,
+    StepResult,
+    StudyTask,
+    Task,
+    derive_seed,
+    where,
+)
 from harness.metrics import CLASSIFICATION, METRICS, model_responses, score_fold
 from harness.preprocess import Columns
 from harness.registry import Resolved, build
-from harness.splits import Split, inner_splits, validation_rows
-from harness.store import ERROR, OK, SKIPPED, TIMEOUT, FoldResult
+from harness.splits import inner_splits, validation_rows
 from harness.tuning import Report, StudyOutcome, StudyPlan, run_study
 
 
-@dataclass
-class FoldTask:
-    """Everything one fold needs; picklable so any joblib backend can ship it."""
-
-    key: str
-    dataset: Dataset
-    resolved: Resolved
-    split: Split
-    metrics: list[str]
-    threads: int = 1
-    timeout_s: float | None = None
-    study: StudyPlan | None = None  # nested tuning on this fold's training rows
-    preset: dict[str, Any] | None = None  # tune_then_cv: {"params": ..., "tuning": ...} found beforehand
-    pretrained: str | None = None  # weights file to start an MLP from (fine-tuning)
-    seed: int = 0  # the suite seed these splits and estimator come from
-    explain: dict[str, Any] | None = None  # SHAP settings (ExplainSpec) when this fold is explained
-    robustness: list[float] | None = None  # noise levels to score the test rows under
-
-    def result(self, status: str, **kw: Any) -> FoldResult:
-        return FoldResult(
-            self.key,
-            self.dataset.name,
-            self.resolved.spec.name,
-            self.dataset.task,
-            self.split.repeat,
-            self.split.fold,
-            status,
-            **kw,
-        )
+class StudyFailed(Exception):
+    """Every trial of a study raised: there is no tuned configuration to fit."""
 
 
-def cpu_count() -> int:
-    """Cores this process may use (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def threads_per_worker(n_jobs: int, threads: int | None = None) -> int:
-    """Each worker's share of the cores, so n_jobs x threads never oversubscribes.
-
-    HARNESS_THREADS sets the default where other processes share the cores (e.g. test
-    workers): OpenMP learners spin-wait and slow down badly when threads outnumber free cores.
-    """
-    if threads is None and os.environ.get("HARNESS_THREADS", "").isdigit():
-        threads = int(os.environ["HARNESS_THREADS"])
-    if threads is not None:
-        return max(1, threads)
-    return max(1, cpu_count() // max(1, n_jobs))
-
-
-# Estimators whose n_jobs does nothing (and warns when set).
-_N_JOBS_IS_NOOP = {"LogisticRegression"}
-
-
-def limit_threads(model: Any, threads: int) -> None:
-    """Give every `n_jobs` in the estimator tree an explicit share.
-
-    Leaf learners (forests, LightGBM, XGBoost, kNN) get `threads`; meta-estimators
-    (stacking, voting, bagging) get 1 so that members do not multiply the count.
-    OpenMP and BLAS pools are capped separately by threadpool_limits in the caller.
-    """
-    params = model.get_params(deep=True)
-    updates = {}
-    for key in params:
-        name = key.rsplit("__", 1)[-1]
-        if name == "n_threads":  # torch estimators: intra-op threads
-            updates[key] = threads
-            continue
-        if name != "n_jobs":
-            continue
-        owner = key[: -len("n_jobs")]
-        owner_obj = params.get(owner.rstrip("_"), model) if owner else model
-        if type(owner_obj).__name__ in _N_JOBS_IS_NOOP:
-            continue
-        is_meta = f"{owner}estimators" in params or f"{owner}estimator" in params
-        updates[key] = 1 if is_meta else threads
-    if updates:
-        model.set_params(**updates)
+def run_task(task: Task) -> Result:
+    """Run any task in this process; what comes back is always a result."""
+    if isinstance(task, FoldTask):
+        return fit_and_score(task)
+    if isinstance(task, StudyTask):
+        return run_study_task(task)
+    return run_pretrain(task)
 
 
 def fit_and_score(task: FoldTask) -> FoldResult:
     """Fit on the fold's training rows, score its test rows; failures become results."""
+    started = time.time()
     if task.resolved.skipped:
-        return task.result(SKIPPED, error=task.resolved.skipped)
-    if task.timeout_s:
-        return _run_isolated(task)
-    return _fit_and_score(task)
+        result = task.result(SKIPPED, error=task.resolved.skipped)
+    else:
+        result = _fit_and_score(task)
+    result.worker, result.started, result.finished = where(), started, time.time()
+    return result
+
+
+def run_study_task(task: StudyTask) -> StepResult:
+    """Run (or resume) a tune_then_cv study on every row of its dataset."""
+    started = time.time()
+    try:
+        with threadpool_limits(limits=task.threads):
+            rows = np.arange(len(task.dataset.y))
+            outcome = tune_on_rows(task.dataset, task.resolved, rows, task.plan, task.threads)
+        result = task.result(OK, value=outcome)
+    except Exception as exc:
+        result = task.result(ERROR, error=_one_line(exc), detail=traceback.format_exc())
+    result.worker, result.started, result.finished = where(), started, time.time()
+    return result
+
+
+def run_pretrain(task: PretrainTask) -> StepResult:
+    """Fit the MLP on the whole source dataset; the result carries its weights (bytes, no pickled code)."""
+    started = time.time()
+    src = task.source
+    try:
+        with threadpool_limits(limits=task.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build(task.resolved, Columns(src.numeric, src.categorical, src.has_missing))
+            limit_threads(model, task.threads)
+            model.fit(src.X, src.y)
+            buffer = io.BytesIO()
+            final_step(model).save_pretrained(buffer)
+        result = task.result(OK, value=buffer.getvalue())
+    except Exception as exc:
+        result = task.result(ERROR, error=_one_line(exc), detail=traceback.format_exc())
+    result.worker, result.started, result.finished = where(), started, time.time()
+    return result
 
 
 def _fit_and_score(task: FoldTask) -> FoldResult:
@@ -184,7 +162,8 @@ def score_perturbed(
     n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
     out = {}
     for i, level in enumerate(task.robustness or []):
-        noisy = perturb(X_test, X_train, level, task.seed * 7919 + task.split.fold * 101 + i, ds.categorical)
+        seed = derive_seed(task.seed, "robustness", ds.name, None, task.split.repeat, task.split.fold, i)
+        noisy = perturb(X_test, X_train, level, seed, ds.categorical)
         with threadpool_limits(limits=task.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             responses = model_responses(model, noisy, needed, n_classes)
@@ -203,11 +182,14 @@ def explain(
 
     settings, ds = task.explain, task.dataset
     budget = max(settings["min_s"], settings["budget_share"] * training_s)
-    rows = explain_rows(task.split.test, task.seed * 1_000_003 + task.split.fold)[: settings["max_rows"]]
+    split = task.split
+    rows_seed = derive_seed(task.seed, "explain rows", ds.name, None, split.repeat, split.fold)
+    rows = explain_rows(split.test, rows_seed)[: settings["max_rows"]]
     try:
         with threadpool_limits(limits=task.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = explain_fold(model, X_train, ds.X.iloc[rows], ds.task, budget, task.seed, settings["max_rows"])
+            shap_seed = derive_seed(task.seed, "shap", ds.name, None, split.repeat, split.fold)
+            result = explain_fold(model, X_train, ds.X.iloc[rows], ds.task, budget, shap_seed, settings["max_rows"])
     except Exception as exc:
         notes["shap"] = _one_line(exc)
         return None
@@ -218,7 +200,7 @@ def explain(
 def _configure(task: FoldTask, extra: dict[str, Any]) -> Resolved:
     """The estimator this fold fits: pretrained start, then tuned parameters (recorded in `extra`)."""
     resolved = task.resolved
-    if task.pretrained:
+    if task.pretrained is not None:
         resolved = resolved.with_params({"pretrained": task.pretrained})
     if task.study is not None:
         outcome = tune_on_rows(task.dataset, resolved, task.split.train, task.study, task.threads)
@@ -241,11 +223,16 @@ def tune_on_rows(ds: Dataset, resolved: Resolved, rows: np.ndarray, plan: StudyP
         train, test = inner[k]
         model = build(resolved.with_params(params), columns)
         limit_threads(model, threads)
-        rounds = fit_early_stopped(model, ds, train, plan.early_stopping_rounds, plan.seed + k, report)
+        rounds = fit_early_stopped(
+            model, ds, train, plan.early_stopping_rounds, derive_seed(plan.seed, "early stopping", index=k), report
+        )
         responses = model_responses(model, ds.X.iloc[test], {metric.response}, n_classes)
         return score_fold([metric.name], ds.y[test], responses, ds.classes)[0][metric.name], rounds
 
-    return run_study(plan, evaluate, len(inner))
+    outcome = run_study(plan, evaluate, len(inner))
+    if outcome.n_complete == 0 and outcome.n_failed > 0:
+        raise StudyFailed(f"every trial failed ({outcome.n_failed}); the first: {outcome.first_error or 'no message'}")
+    return outcome
 
 
 EARLY_STOPPING_FRACTION = 0.1
@@ -346,63 +333,3 @@ def fitted_extras(model: Any) -> dict[str, Any]:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-# ---------------------------------------------------------------- time limits
-
-
-def _child(task: FoldTask, conn: Any) -> None:
-    try:
-        conn.send(_fit_and_score(task))
-    finally:
-        conn.close()
-
-
-def _run_isolated(task: FoldTask) -> FoldResult:
-    """Run the fold in a child process that is killed when the time limit passes.
-
-    A thread cannot be stopped inside a C extension's fit; a process can. The child is
-    forked from a clean forkserver (no OpenMP pools inherited), so this is safe with
-    LightGBM and XGBoost.
-    """
-    ctx = mp.get_context("forkserver")
-    # Children start with pandas/sklearn imported (and shap's kernels compiled when folds are explained).
-    ctx.set_forkserver_preload(["harness.engine"] + (["harness._warm"] if task.explain else []))
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(task, send), daemon=True)
-    start = time.perf_counter()
-    proc.start()
-    send.close()
-    try:
-        if recv.poll(task.timeout_s):
-            try:
-                return recv.recv()
-            except EOFError:
-                proc.join(5)
-                return task.result(ERROR, error=f"worker process died (exit code {proc.exitcode})")
-        elapsed = time.perf_counter() - start
-        return task.result(
-            TIMEOUT,
-            error=f"fit and predict exceeded the time limit of {task.timeout_s:g} s (stopped after {elapsed:.1f} s)",
-            fit_time=elapsed,
-            n_train=len(task.split.train),
-            n_test=len(task.split.test),
-        )
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join()
-        recv.close()
-
-
-# ---------------------------------------------------------------- execution
-
-
-def execute(tasks: list[FoldTask], n_jobs: int = 1, backend: str | None = None) -> Iterator[FoldResult]:
-    """Yield results as folds finish (in any order), so the caller can commit each at once."""
-    if not tasks:
-        return iter(())
-    if n_jobs == 1 and backend is None:
-        return (fit_and_score(t) for t in tasks)
-    parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered", pre_dispatch="2*n_jobs")
-    return parallel(delayed(fit_and_score)(t) for t in tasks)

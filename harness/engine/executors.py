@@ -1,0 +1,115 @@
+"""Executors: run a task graph, independent tasks in parallel, and yield results as they arrive.
+
+A task starts once every task it `needs` has a result. When one of those failed or
+timed out, the task is not run: it becomes a result naming the cause. Results come
+back in completion order, so the caller (the only writer of the store) commits each
+at once. With `n_jobs == 1` a task without a time limit runs in this process (simple
+to debug); every other task runs in a child process of its own (`limits.start_child`),
+killed when its `timeout_s` passes, and every child still running is killed when the
+caller stops iterating (Ctrl-C, SIGTERM, an error), so no process outlives the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from multiprocessing.connection import wait
+
+from harness.engine.fit import run_task
+from harness.engine.limits import Child, start_child
+from harness.engine.tasks import FoldResult, Result, StepResult, Task
+
+
+class Graph:
+    """Which tasks can start: those whose needs all have results; the rest wait."""
+
+    def __init__(self, tasks: Iterable[Task], done: Mapping[str, StepResult] | None = None) -> None:
+        self.waiting = list(tasks)
+        self.results: dict[str, StepResult] = dict(done or {})
+        self.ready: deque[Task] = deque()
+        known = set(self.results) | {t.key for t in self.waiting}
+        unknown = {k for t in self.waiting for k in t.needs} - known
+        if unknown:
+            raise ValueError(f"tasks need results nobody computes: {sorted(unknown)}")
+
+    def settle(self) -> list[FoldResult]:
+        """Release every task whose needs are met; return the rows of those whose need failed."""
+        blocked, still = [], []
+        now = time.time()
+        for task in self.waiting:
+            if any(k not in self.results for k in task.needs):
+                still.append(task)
+                continue
+            failed = next((self.results[k] for k in task.needs if self.results[k].failed), None)
+            if failed is not None:
+                blocked.append(task.failed_because(failed, now))
+            else:
+                self.ready.append(task.with_inputs(self.results) if task.needs else task)
+        self.waiting = still
+        return blocked
+
+    def record(self, result: Result) -> None:
+        if isinstance(result, StepResult):
+            self.results[result.key] = result
+
+    @property
+    def finished(self) -> bool:
+        return not self.waiting and not self.ready
+
+
+def execute(
+    tasks: Iterable[Task],
+    n_jobs: int = 1,
+    done: Mapping[str, StepResult] | None = None,
+    preload: tuple[str, ...] = (),
+) -> Iterator[Result]:
+    """Run the graph of `tasks` with at most `n_jobs` at a time; yield each result as it arrives.
+
+    `done` holds results of needed tasks computed before (e.g. pretrained weights found
+    on disk); `preload` names modules the child processes' forkserver imports once.
+    """
+    graph = Graph(tasks, done)
+    running: list[Child] = []
+    try:
+        while True:
+            for result in graph.settle():
+                yield result
+            if not graph.ready and not running:
+                if graph.waiting:  # cannot happen for a graph the planner built; never spin
+                    raise RuntimeError(f"{len(graph.waiting)} tasks wait for results that never come")
+                return
+            if graph.ready and len(running) < n_jobs:
+                task = graph.ready.popleft()
+                if n_jobs == 1 and not task.timeout_s:
+                    result = run_task(task)
+                    graph.record(result)
+                    yield result
+                else:
+                    running.append(start_child(task, preload))
+                continue
+            for result in _next_results(running):
+                graph.record(result)
+                yield result
+    finally:
+        for child in running:
+            child.stop()
+
+
+def _next_results(running: list[Child]) -> list[Result]:
+    """Wait until a child sends its result, dies or passes its deadline; remove those from `running`."""
+    now = time.perf_counter()
+    deadlines = [c.deadline for c in running if c.deadline is not None]
+    timeout = max(0.0, min(deadlines) - now) if deadlines else None
+    readable = set(wait([c.conn for c in running], timeout))
+    now = time.perf_counter()
+    results = []
+    for child in list(running):
+        if child.conn in readable:
+            results.append(child.collect())
+        elif child.expired(now):
+            results.append(child.time_out())
+        else:
+            continue
+        running.remove(child)
+    return results
