@@ -75,7 +75,8 @@ class Plan:
     @property
     def preload(self) -> tuple[str, ...]:
         """Modules worth importing once in the forkserver: the libraries the plan's estimators come from."""
-        roots = {r.cls_path.split(".")[0] for r in _all_resolved(t.resolved for t in self.tasks)}
+        fitted = (t.resolved for t in self.tasks if not t.resolved.skipped)  # a skipped one names no class
+        roots = {r.cls_path.split(".")[0] for r in _all_resolved(fitted)}
         modules = {"harness.models.mlp" if root == "harness" else root for root in roots}
         if any(t.explain for t in self.tasks):
             modules.add("harness._warm")

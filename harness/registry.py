@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -511,9 +512,17 @@ def _check_param_names(cls: type, params: dict[str, Any], where: str) -> None:
             raise EstimatorError(f"{where}.{key}: {cls.__name__} has no parameter '{key}' (did you mean '{close[0]}'?)")
 
 
+# Parameters where a non-finite number means something (XGBoost's marker for missing values).
+_NON_FINITE_OK = {"missing"}
+
+
 def _instantiate(cls_path: str, params: dict[str, Any]) -> Any:
     cls = _class(cls_path)
     _check_param_names(cls, params, "params")
+    if not hasattr(cls, "_parameter_constraints"):  # nothing checks its ranges: at least refuse nan and inf
+        for key, value in params.items():
+            if isinstance(value, float) and not math.isfinite(value) and key not in _NON_FINITE_OK:
+                raise EstimatorError(f"params.{key}: {cls.__name__}: {value} is not a finite number")
     try:
         model = cls(**params)
     except (TypeError, ValueError) as exc:

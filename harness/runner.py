@@ -122,55 +122,71 @@ def run_suite(
     """
     options = options or RunOptions()
     plan = plan or prepare(suite, options)
-    out = plan.out
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-    computed: Counter = Counter()
-    steps: list[StepResult] = []
-    with Store(out / "results.db") as store:
-        store.start_run(
-            run_id,
-            suite.name,
-            suite.model_dump_json(),
-            options.argv,
-            package_versions(),
-            _settings(suite, options, plan),
-        )
-        status, reason, shifts, selection = "failed", None, [], None
+    run = _Run(run_id, plan, options, on_start, on_result)
+    with Store(plan.out / "results.db") as store:
+        settings = _settings(suite, options, plan)
+        store.start_run(run_id, suite.name, suite.model_dump_json(), options.argv, package_versions(), settings)
+        status, reason, interrupted = "failed", None, None
         try:
             with _sigterm_raises():
-                store.record_plan(run_id, [t.key for t in plan.tasks])
-                store.record_datasets(ds.describe() | {"notes": ds.notes} for ds in plan.datasets.values())
-                store.record_metrics((m.name, m.task, m.greater_is_better) for m in METRICS.values())
-                shifts = check_references(plan, out, store, plan.threads)
-                selection = select(plan, store, options)
-                if on_start:
-                    on_start(len(selection.folds), len(plan.tasks) - len(selection.folds))
-                for result in _results(plan, selection, options):
-                    if isinstance(result, StepResult):
-                        _keep_step(result, out, store, run_id)
-                        steps.append(result)
-                        continue
-                    store.add(result, run_id)
-                    computed[result.status] += 1
-                    if on_result:
-                        on_result(result)
+                run.compute(store)
             status = "finished"
         except KeyboardInterrupt as exc:
-            status, reason = "interrupted", "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-            interrupted: KeyboardInterrupt | None = exc
+            status, reason, interrupted = "interrupted", "SIGTERM" if isinstance(exc, Terminated) else "SIGINT", exc
         except BaseException as exc:
             reason = str(exc).splitlines()[0] if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
             raise
-        else:
-            interrupted = None
         finally:
             store.finish_run(run_id, status, reason)
         failed = len({t.key for t in plan.tasks} & store.done_keys(FAILED))
-    reused = len(plan.tasks) - len(selection.folds) if selection is not None else 0
-    summary = RunSummary(run_id, out, computed, reused, failed, interrupted is not None, shifts, steps)
+    summary = run.summary(failed, interrupted is not None)
     if interrupted is not None:
         raise type(interrupted)(summary)
     return summary
+
+
+@dataclass
+class _Run:
+    """One run's computation: data checks, the selection, and every result committed as it arrives."""
+
+    run_id: str
+    plan: Plan
+    options: RunOptions
+    on_start: Callable[[int, int], None] | None
+    on_result: Callable[[FoldResult], None] | None
+    computed: Counter = field(default_factory=Counter)
+    steps: list[StepResult] = field(default_factory=list)
+    shifts: list[str] = field(default_factory=list)
+    selection: Selection | None = None
+
+    def compute(self, store: Store) -> None:
+        plan = self.plan
+        store.record_plan(self.run_id, [t.key for t in plan.tasks])
+        store.record_datasets(ds.describe() | {"notes": ds.notes} for ds in plan.datasets.values())
+        store.record_metrics((m.name, m.task, m.greater_is_better) for m in METRICS.values())
+        self.shifts = check_references(plan, plan.out, store, plan.threads)
+        self.selection = select(plan, store, self.options)
+        if self.on_start:
+            self.on_start(len(self.selection.folds), self.reused)
+        for result in _results(plan, self.selection, self.options):
+            if isinstance(result, StepResult):
+                _keep_step(result, plan.out, store, self.run_id)
+                self.steps.append(result)
+                continue
+            store.add(result, self.run_id)
+            self.computed[result.status] += 1
+            if self.on_result:
+                self.on_result(result)
+
+    @property
+    def reused(self) -> int:
+        return len(self.plan.tasks) - len(self.selection.folds) if self.selection is not None else 0
+
+    def summary(self, failed: int, interrupted: bool) -> RunSummary:
+        return RunSummary(
+            self.run_id, self.plan.out, self.computed, self.reused, failed, interrupted, self.shifts, self.steps
+        )
 
 
 def _settings(suite: Suite, options: RunOptions, plan: Plan) -> dict[str, Any]:
@@ -189,7 +205,7 @@ def _settings(suite: Suite, options: RunOptions, plan: Plan) -> dict[str, Any]:
 
 def _results(plan: Plan, selection: Selection, options: RunOptions) -> Iterator[FoldResult | StepResult]:
     """The engine's results for the selection; its child processes stop when this generator is closed."""
-    if any(t.resolved.tune is not None for t in [*selection.folds, *selection.steps] if hasattr(t, "resolved")):
+    if any(t.resolved.tune is not None for t in selection.tasks):
         make_storage(plan.storage)  # create the study tables here, before tasks race to create them
     results = execute(selection.tasks, options.n_jobs, selection.done, preload=plan.preload)
     try:

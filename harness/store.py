@@ -363,6 +363,7 @@ def _guarded(method: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            exc = exc.__cause__ or exc  # pandas wraps sqlite's error in one that quotes the whole query
             cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StoreError(f"{self.path}: cannot use the results store: {cause}") from None
 

@@ -265,6 +265,22 @@ CASES = [
     ),
     pytest.param(_suite(head=HEAD + '"seed\\n": 1\n'), r"'seed\n': unknown key", id="key-newline"),
     pytest.param(_suite(head=f"name: {'n' * 300}\n"), "longer than 100 characters", id="suite-name-long"),
+    # estimator parameters nothing else checks: nan and inf where no constraint is declared
+    pytest.param(
+        _suite(estimators="estimators:\n  - {name: gbm, model: lightgbm, params: {learning_rate: .nan}}\n"),
+        "estimators[0].params.learning_rate: LGBMClassifier: nan is not a finite number",
+        id="lightgbm-nan",
+    ),
+    pytest.param(
+        _suite(estimators="estimators:\n  - {name: xgb, model: xgboost, params: {reg_lambda: .inf}}\n"),
+        "estimators[0].params.reg_lambda: XGBClassifier: inf is not a finite number",
+        id="xgboost-inf",
+    ),
+    pytest.param(
+        _suite(estimators="estimators:\n  - {name: mlp, model: mlp, params: {hidden_sizes: [0]}}\n"),
+        "estimators[0].params.hidden_sizes: TorchMLPClassifier: must be a list or tuple of positive integers",
+        id="mlp-zero-width",
+    ),
     # messages that blamed the wrong thing
     pytest.param(
         _suite(datasets=_ds("source: d.csv, target: y, reference: d")),

@@ -169,9 +169,43 @@ def _damaged(tmp_path):
 
 def test_a_damaged_store_is_a_store_error_not_a_crash(tmp_path):
     db = _damaged(tmp_path)
-    with pytest.raises(StoreError, match="results.db: "):
-        with Store(db) as store:
-            store.results()
+    with pytest.raises(StoreError, match=r"results\.db: not a harness results store, or a damaged one"):
+        Store(db)
+
+
+class _Broken:
+    """A connection to a file that breaks after it was opened (a page read fails mid-query)."""
+
+    def execute(self, *args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    executemany = execute
+
+    def cursor(self):  # pandas queries through a cursor
+        return self
+
+    def close(self):
+        pass
+
+    rollback = commit = close
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.results(),
+        lambda s: s.done_keys(),
+        lambda s: s.latest_run(),
+        lambda s: s.add(_result("k"), "run"),
+        lambda s: s.finish_run("run", "finished"),
+    ],
+    ids=["results", "done_keys", "latest_run", "add", "finish_run"],
+)
+def test_damage_found_mid_query_is_a_store_error_naming_the_file(tmp_path, call):
+    with Store(tmp_path / "r.db") as store:
+        store.db = _Broken()
+        with pytest.raises(StoreError, match=r"r\.db: cannot use the results store: database disk image is malformed"):
+            call(store)
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,10 @@ A task starts once every task it `needs` has a result. When one of those failed 
 timed out, the task is not run: it becomes a result naming the cause. Results come
 back in completion order, so the caller (the only writer of the store) commits each
 at once. With `n_jobs == 1` a task without a time limit runs in this process (simple
-to debug); every other task runs in a child process of its own (`limits.start_child`),
-killed when its `timeout_s` passes, and every child still running is killed when the
-caller stops iterating (Ctrl-C, SIGTERM, an error), so no process outlives the run.
+to debug); every other task runs in one of at most `n_jobs` worker processes
+(`limits.Worker`), which is killed when the task's `timeout_s` passes (and replaced),
+and every worker is killed when the caller stops iterating (Ctrl-C, SIGTERM, an
+error) or the graph is done, so no process outlives the run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from multiprocessing.connection import wait
 
 from harness.engine.fit import run_task
-from harness.engine.limits import Child, start_child
+from harness.engine.limits import Worker, start_worker
 from harness.engine.tasks import FoldResult, Result, StepResult, Task
 
 
@@ -67,49 +68,74 @@ def execute(
     """Run the graph of `tasks` with at most `n_jobs` at a time; yield each result as it arrives.
 
     `done` holds results of needed tasks computed before (e.g. pretrained weights found
-    on disk); `preload` names modules the child processes' forkserver imports once.
+    on disk); `preload` names modules the workers' forkserver imports once.
     """
     graph = Graph(tasks, done)
-    running: list[Child] = []
+    pool = Pool(n_jobs, preload)
     try:
         while True:
             for result in graph.settle():
                 yield result
-            if not graph.ready and not running:
+            if not graph.ready and not pool.busy:
                 if graph.waiting:  # cannot happen for a graph the planner built; never spin
                     raise RuntimeError(f"{len(graph.waiting)} tasks wait for results that never come")
                 return
-            if graph.ready and len(running) < n_jobs:
+            if graph.ready and len(pool.busy) < n_jobs:
                 task = graph.ready.popleft()
                 if n_jobs == 1 and not task.timeout_s:
                     result = run_task(task)
                     graph.record(result)
                     yield result
                 else:
-                    running.append(start_child(task, preload))
+                    pool.submit(task)
                 continue
-            for result in _next_results(running):
+            for result in pool.next_results():
                 graph.record(result)
                 yield result
     finally:
-        for child in running:
-            child.stop()
+        pool.close()
 
 
-def _next_results(running: list[Child]) -> list[Result]:
-    """Wait until a child sends its result, dies or passes its deadline; remove those from `running`."""
-    now = time.perf_counter()
-    deadlines = [c.deadline for c in running if c.deadline is not None]
-    timeout = max(0.0, min(deadlines) - now) if deadlines else None
-    readable = set(wait([c.conn for c in running], timeout))
-    now = time.perf_counter()
-    results = []
-    for child in list(running):
-        if child.conn in readable:
-            results.append(child.collect())
-        elif child.expired(now):
-            results.append(child.time_out())
-        else:
-            continue
-        running.remove(child)
-    return results
+class Pool:
+    """At most `size` worker processes, started when first needed, reused task after task."""
+
+    def __init__(self, size: int, preload: tuple[str, ...]) -> None:
+        self.size, self.preload = size, preload
+        self.idle: list[Worker] = []
+        self.busy: list[Worker] = []
+
+    def submit(self, task: Task) -> None:
+        while self.idle and not self.idle[-1].proc.is_alive():  # died while idle (e.g. killed by the kernel)
+            self.idle.pop().stop()
+        worker = self.idle.pop() if self.idle else start_worker(self.preload)
+        worker.submit(task)
+        self.busy.append(worker)
+
+    def next_results(self) -> list[Result]:
+        """Wait until a worker sends a result, dies or passes its task's deadline."""
+        now = time.perf_counter()
+        deadlines = [w.deadline for w in self.busy if w.deadline is not None]
+        timeout = max(0.0, min(deadlines) - now) if deadlines else None
+        readable = set(wait([w.conn for w in self.busy], timeout))
+        now = time.perf_counter()
+        results = []
+        for worker in list(self.busy):
+            if worker.conn in readable:
+                result, usable = worker.collect()
+            elif worker.expired(now):
+                result, usable = worker.time_out(), False
+            else:
+                continue
+            results.append(result)
+            self.busy.remove(worker)
+            if usable:
+                self.idle.append(worker)
+            else:
+                worker.stop()
+        return results
+
+    def close(self) -> None:
+        """Kill every worker, busy or idle (a busy one is mid-fit: nobody wants its result now)."""
+        for worker in self.busy + self.idle:
+            worker.stop()
+        self.busy, self.idle = [], []

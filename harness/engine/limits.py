@@ -1,24 +1,28 @@
 """Limits on a task: the cores it may use, and the time it may take.
 
 Threads: each worker gets its share of the cores and every learner in an estimator
-tree is told so explicitly. Time: a task with `timeout_s` runs in a child process
+tree is told so explicitly. Time: a task with `timeout_s` runs in a worker process
 that is killed when the limit passes (a thread cannot be stopped inside a C
-extension's fit; a process can). Children come from a forkserver that imported the
-plan's libraries once, so a child starts in milliseconds with no OpenMP pool
-inherited, and they die with the run: they ignore Ctrl-C (the driver stops them) and
-are killed by the kernel if the forkserver goes, as it does when the driver is killed.
+extension's fit; a process can). Workers come from a forkserver that imported the
+plan's libraries once, so one starts in milliseconds with no OpenMP pool inherited,
+and runs task after task (torch, LightGBM and numba initialise once per worker). They
+die with the run: they ignore Ctrl-C (the driver stops them) and are killed by the
+kernel if the forkserver goes, as it does when the driver is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing as mp
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -91,19 +95,20 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _child(task: Any, conn: Any) -> None:
-    """Body of a task's child process: run it and send the result back through the pipe."""
+def _serve(conn: Any) -> None:
+    """Body of a worker process: run each task it is sent and send its result back, until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     from harness.engine.fit import run_task
 
     try:
-        result = run_task(task)
-    except BaseException as exc:  # run_task never raises for the model's sake; this is a harness bug
-        result = task.crashed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-    try:
-        conn.send(result)
+        while (task := conn.recv()) is not None:
+            try:
+                result = run_task(task)
+            except BaseException as exc:  # run_task never raises for the model's sake: a harness bug
+                result = task.crashed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            conn.send(result)
     except (BrokenPipeError, EOFError, OSError):  # the driver is gone: nobody to tell
         pass
     finally:
@@ -111,39 +116,49 @@ def _child(task: Any, conn: Any) -> None:
 
 
 @dataclass
-class Child:
-    """A task running in its own process, with its deadline."""
+class Worker:
+    """A process that runs tasks one after another, so libraries initialise once per worker, not per task.
 
-    task: Any
+    A task past its deadline is stopped by killing the worker; the pool starts another.
+    """
+
     proc: Any
     conn: Any
-    started: float = field(default_factory=time.time)
-    clock: float = field(default_factory=time.perf_counter)
+    task: Any = None
+    started: float = 0.0
+    clock: float = 0.0
+
+    def submit(self, task: Any) -> None:
+        self.task, self.started, self.clock = task, time.time(), time.perf_counter()
+        self.conn.send(task)
 
     @property
     def deadline(self) -> float | None:
-        return None if not self.task.timeout_s else self.clock + self.task.timeout_s
+        return None if self.task is None or not self.task.timeout_s else self.clock + self.task.timeout_s
 
     def expired(self, now: float) -> bool:
         return self.deadline is not None and now >= self.deadline
 
-    def collect(self) -> Any:
-        """The child's result once its pipe is readable (a dead child without one is an error result)."""
+    def collect(self) -> tuple[Any, bool]:
+        """The task's result once the pipe is readable, and whether the worker is still usable."""
+        task, self.task = self.task, None
         try:
-            result = self.conn.recv()
+            return self.conn.recv(), True
         except (EOFError, OSError):
             self.proc.join(5)
-            result = self.task.crashed(
-                f"worker process died (exit code {self.proc.exitcode})",
-                worker=f"pid {self.proc.pid}",
-                started=self.started,
-            )
-        self.stop()
-        return result
+            error = f"worker process died (exit code {self.proc.exitcode})"
+            return task.crashed(error, worker=self.where, started=self.started), False
 
     def time_out(self) -> Any:
-        self.stop()
-        return self.task.timed_out(time.perf_counter() - self.clock, self.started)
+        task, self.task = self.task, None
+        result = task.timed_out(time.perf_counter() - self.clock, self.started)
+        result.worker = self.where
+        return result
+
+    @property
+    def where(self) -> str:
+        """host:pid of the worker, as `tasks.where()` says inside it."""
+        return f"{socket.gethostname()}:{self.proc.pid}"
 
     def stop(self) -> None:
         """Kill the process if it still runs, reap it and close the pipe."""
@@ -153,12 +168,36 @@ class Child:
         self.conn.close()
 
 
-def start_child(task: Any, preload: tuple[str, ...] = ()) -> Child:
-    """Start `task` in a child forked from the forkserver (which imports `preload` when it starts)."""
+def start_worker(preload: tuple[str, ...] = ()) -> Worker:
+    """A worker forked from the forkserver (which imports `preload` once, when it starts)."""
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["harness.engine.fit", *preload])
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(task, send), daemon=True)
-    proc.start()
-    send.close()
-    return Child(task, proc, recv)
+    ours, theirs = ctx.Pipe(duplex=True)
+    proc = ctx.Process(target=_serve, args=(theirs,), daemon=True)
+    with _main_not_rerun():
+        proc.start()
+    theirs.close()
+    return Worker(proc, ours)
+
+
+@contextlib.contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Start a child without it re-running the caller's script.
+
+    multiprocessing makes a forkserver child import the parent's `__main__` (by path or
+    module name) so that it can unpickle objects defined there. A task holds none (it is
+    built from a suite: data, and estimators importable by name), and a user's script
+    without an `if __name__ == "__main__":` guard would otherwise run again in every
+    child. The main module looks anonymous, as in a notebook, while the child starts.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if hasattr(main, k)}
+    if "__file__" in saved:
+        del main.__file__
+    if "__spec__" in saved:
+        main.__spec__ = None  # multiprocessing reads it unguarded
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(main, key, value)

@@ -907,7 +907,7 @@ def environment_section(data: ReportData) -> list[Block]:
         ["cross-validation", json.dumps(s.get("cv", {}), sort_keys=True)],
         [
             "parallel jobs × threads per fit",
-            f"{s.get('n_jobs', '?')} × {s.get('threads', '?')} ({s.get('backend', '?')})",
+            f"{s.get('n_jobs', '?')} × {s.get('threads', '?')} ({s.get('executor', s.get('backend', '?'))})",
         ],
         ["platform", env.get("platform", "—")],
         ["CPU", f"{env.get('processor') or '—'} ({env.get('cpus', '?')} logical cores)"],
