@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from joblib.externals.loky import get_reusable_executor
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
@@ -410,7 +411,11 @@ def part_b(variant: str, rounds: int, tmp: Path) -> dict[str, Any]:
             n_jobs, threads = settings[label]
 
             def one_mode(n_jobs: int = n_jobs, threads: int = threads) -> dict[str, Any]:
-                return run_harness(suite, _fresh(tmp), n_jobs=n_jobs, threads=threads)
+                run = run_harness(suite, _fresh(tmp), n_jobs=n_jobs, threads=threads)
+                # Estimators with n_jobs > 1 may start joblib's loky workers in the harness process:
+                # reaped now, their CPU counts as ours.
+                get_reusable_executor().shutdown(wait=True)
+                return run
 
             runs[label].append(undisturbed(f"B round {r + 1}/{rounds} {label:8s}", one_mode))
     modes = {label: _mode_summary(label, *settings[label], mode_runs) for label, mode_runs in runs.items()}

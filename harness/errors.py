@@ -32,3 +32,13 @@ class EstimatorError(HarnessError):
 
 class StoreError(HarnessError):
     """The results store is missing or unreadable."""
+
+
+class OutputError(HarnessError):
+    """An output path that cannot or must not be written (exit 2, one line naming the file)."""
+
+
+class BuildError(HarnessError):
+    """Building an output set failed on a bug (exit 3); the previous outputs are unchanged."""
+
+    exit_code = 3

@@ -37,7 +37,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import BuildError, OutputError
+
+__all__ = ["BuildError", "OutputError"]  # raised here; defined with the other errors
 
 MANIFEST = ".harness-outputs.json"
 MANIFEST_FORMAT = "harness-outputs"
@@ -49,16 +51,6 @@ OWNED_FOLDERS = frozenset({"pretrained"})  # pretrained weights: OUT/pretrained/
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _MAX_SNIFF = 64 * 1024 * 1024  # a file larger than this is not a baseline or report of ours
 _TMP_SUFFIX = ".tmp"
-
-
-class OutputError(HarnessError):
-    """An output path that cannot or must not be written (exit 2, one line naming the file)."""
-
-
-class BuildError(HarnessError):
-    """Building an output set failed on a bug (exit 3); the previous outputs are unchanged."""
-
-    exit_code = 3
 
 
 def _umask() -> int:

@@ -287,7 +287,7 @@ def select(plan: Plan, store: Store | None, options: RunOptions) -> Selection:
     for key in needed:
         step = plan.steps[key]
         weights = pretrained_path(plan.out, key)
-        if isinstance(step, PretrainTask) and weights.is_file() and not options.force:
+        if isinstance(step, PretrainTask) and weights.is_file():  # content-keyed: the same fit, even with --force
             done[key] = step.result(OK, value=weights.read_bytes())
         else:
             steps.append(step)

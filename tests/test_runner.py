@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,13 @@ def _start_run(tmp_path: Path, seconds: float = 0.4, **popen_kw) -> tuple[subpro
     return proc, cmd, log, out
 
 
+def _poll(proc: subprocess.Popen, done: Callable[[], bool], limit_s: float = 120) -> None:
+    """Wait until `done()` holds, the process ends or the limit passes (the caller asserts which)."""
+    deadline = time.time() + limit_s
+    while not done() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+
+
 def _rows(db: Path) -> int:
     try:
         with sqlite3.connect(db) as con:
@@ -63,9 +71,7 @@ def test_killed_run_resumes_without_duplicates_or_refits(tmp_path):
     proc, cmd, log, out = _start_run(tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     db = out / "results.db"
-    deadline = time.time() + 120
-    while _rows(db) < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    _poll(proc, lambda: _rows(db) >= 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
@@ -167,9 +173,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_folds(tmp_path):
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 120
-    while _rows(out / "results.db") < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    _poll(proc, lambda: _rows(out / "results.db") >= 2)
     assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -469,9 +473,7 @@ def test_sigterm_stops_the_run_and_its_children_and_keeps_finished_folds(tmp_pat
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
-    while _rows(out / "results.db") < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    _poll(proc, lambda: _rows(out / "results.db") >= 2)
     assert proc.poll() is None, "the run finished before it could be stopped"
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=30)
@@ -511,9 +513,7 @@ def test_a_study_killed_with_its_run_resumes_and_no_fold_is_stored_twice(tmp_pat
     cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--allow-module", "tests"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while _lines(log) < 6 and time.time() < deadline and proc.poll() is None:  # three trials' fits
-        time.sleep(0.05)
+    _poll(proc, lambda: _lines(log) >= 6)  # three trials' fits
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"

@@ -261,23 +261,16 @@ class FoldTask:
         return self.result(ERROR, error=error, detail=detail, worker=worker, started=started, finished=started)
 
 
-@dataclass(frozen=True)
-class StudyTask:
-    """A tune_then_cv study: tuned on every row of the dataset, once per (dataset, estimator) cell."""
+class _Step:
+    """What studies and pretraining fits share: their results are StepResults named by `description`."""
 
     key: str
-    dataset: Dataset
-    resolved: Resolved
-    plan: StudyPlan
-    threads: int = 1
-    timeout_s: float | None = None
-    needs: tuple[str, ...] = ()
-
-    kind = "study"
+    kind: str
+    timeout_s: float | None
 
     @property
     def description(self) -> str:
-        return f"tune_then_cv study of {self.resolved.spec.name} on {self.dataset.name}"
+        raise NotImplementedError
 
     def result(self, status: str, **kw: Any) -> StepResult:
         return StepResult(self.key, self.kind, self.description, status, **kw)
@@ -294,7 +287,26 @@ class StudyTask:
 
 
 @dataclass(frozen=True)
-class PretrainTask:
+class StudyTask(_Step):
+    """A tune_then_cv study: tuned on every row of the dataset, once per (dataset, estimator) cell."""
+
+    key: str
+    dataset: Dataset
+    resolved: Resolved
+    plan: StudyPlan
+    threads: int = 1
+    timeout_s: float | None = None
+    needs: tuple[str, ...] = ()
+
+    kind = "study"
+
+    @property
+    def description(self) -> str:
+        return f"tune_then_cv study of {self.resolved.spec.name} on {self.dataset.name}"
+
+
+@dataclass(frozen=True)
+class PretrainTask(_Step):
     """An MLP fitted on a whole source dataset; its weights are where fine-tuned folds start."""
 
     key: str
@@ -309,10 +321,6 @@ class PretrainTask:
     @property
     def description(self) -> str:
         return f"pretraining {self.resolved.spec.name} on {self.source.name}"
-
-    result = StudyTask.result
-    timed_out = StudyTask.timed_out
-    crashed = StudyTask.crashed
 
 
 Task = FoldTask | StudyTask | PretrainTask
