@@ -172,3 +172,15 @@ def test_results_carry_their_identity(tmp_path):
             assert result.seed == 0 and result.versions["scikit-learn"]
             assert result.worker and result.started <= result.finished
             np.testing.assert_array_equal(np.sort(result.test_index), np.sort(task.split.test))
+
+
+def test_workers_are_reused_and_one_past_its_limit_is_replaced(tmp_path):
+    _, _, _, sleepy = _folds(
+        tmp_path, {"name": "s", "model": "tests.estimators.SleepyClassifier", "params": {"seconds": 60}}, timeout_s=1
+    )
+    _, _, _, quick = _folds(tmp_path, {"name": "tree", "model": "decision_tree"}, timeout_s=30)
+    results = list(execute([sleepy[0], *quick], n_jobs=1))
+    assert [r.status for r in results] == [TIMEOUT, OK, OK]
+    killed, first, second = (r.worker for r in results)
+    assert first == second, "the worker was not reused"
+    assert killed != first, "the worker that ran past its limit was not replaced"
