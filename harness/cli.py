@@ -52,7 +52,7 @@ def _fail(exc: HarnessError) -> None:
     lines = exc.problems if isinstance(exc, SuiteError) else str(exc).splitlines()
     for line in lines:
         # escape: a message quotes user text (paths, columns, values) that rich would read as markup
-        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True, emoji=False)
     raise typer.Exit(exc.exit_code)
 
 
@@ -134,6 +134,14 @@ def run(
         Path | None,
         typer.Option("--baseline", help="After the run, check it against this baseline file (exit 1 on a regression)."),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            envvar="HARNESS_CLUSTER",
+            help="Run every task on a Dask cluster: the scheduler's address (tcp://HOST:8786) or local:N worker processes.",
+        ),
+    ] = None,
     allow_module: Allow = None,
 ) -> None:
     """Run a suite: every (dataset, estimator, repeat, fold) not yet in the store."""
@@ -162,6 +170,7 @@ def run(
         estimators=tuple(estimator or ()),
         allow_modules=_allowed(allow_module),
         storage=storage,
+        cluster=cluster,
     )
     plan = prepare(suite, options)
     if dry_run:
@@ -190,7 +199,14 @@ def run(
             progress.update(bar, advance=1, failed=failed)
 
         try:
-            summary = run_suite(suite, options, on_start=on_start, on_result=on_result, plan=plan)
+            summary = run_suite(
+                suite,
+                options,
+                on_start=on_start,
+                on_result=on_result,
+                plan=plan,
+                on_note=lambda line: progress.console.print(line, markup=False, soft_wrap=True, emoji=False),
+            )
         except KeyboardInterrupt as exc:
             from harness.runner import Terminated
 

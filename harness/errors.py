@@ -42,3 +42,7 @@ class BuildError(HarnessError):
     """Building an output set failed on a bug (exit 3); the previous outputs are unchanged."""
 
     exit_code = 3
+
+
+class ClusterError(HarnessError):
+    """The Dask cluster cannot be used: unreachable scheduler, bad address, dask not installed (exit 2)."""

@@ -56,6 +56,7 @@ class RunOptions:
     estimators: tuple[str, ...] = ()
     allow_modules: tuple[str, ...] = DEFAULT_ALLOWED_MODULES
     storage: str | None = None  # Optuna RDB URL; default sqlite:///<out>/studies.db
+    cluster: str | None = None  # a Dask scheduler address, or local:N
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
 
 

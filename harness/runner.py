@@ -115,17 +115,24 @@ def run_suite(
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[FoldResult], None] | None = None,
     plan: Plan | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Run every fold not yet in the store; `on_start(todo, reused)` and `on_result` report progress.
 
-    Raises KeyboardInterrupt (Terminated for SIGTERM) carrying the summary when interrupted.
+    `on_note` receives lines worth showing before the run starts (the cluster's workers,
+    version differences). Raises KeyboardInterrupt (Terminated for SIGTERM) carrying the
+    summary when interrupted.
     """
     options = options or RunOptions()
     plan = plan or prepare(suite, options)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-    run = _Run(run_id, plan, options, on_start, on_result)
+    with _cluster(options, on_note) as cluster:
+        return _run(suite, options, plan, run_id, _Run(run_id, plan, options, on_start, on_result, cluster))
+
+
+def _run(suite: Suite, options: RunOptions, plan: Plan, run_id: str, run: _Run) -> RunSummary:
     with Store(plan.out / "results.db") as store:
-        settings = _settings(suite, options, plan)
+        settings = _settings(suite, options, plan, run.cluster)
         store.start_run(run_id, suite.name, suite.model_dump_json(), options.argv, package_versions(), settings)
         status, reason, interrupted = "failed", None, None
         try:
@@ -155,6 +162,7 @@ class _Run:
     options: RunOptions
     on_start: Callable[[int, int], None] | None
     on_result: Callable[[FoldResult], None] | None
+    cluster: Any = None  # engine.cluster.Cluster, or None for this machine
     computed: Counter = field(default_factory=Counter)
     steps: list[StepResult] = field(default_factory=list)
     shifts: list[str] = field(default_factory=list)
@@ -169,7 +177,7 @@ class _Run:
         self.selection = select(plan, store, self.options)
         if self.on_start:
             self.on_start(len(self.selection.folds), self.reused)
-        for result in _results(plan, self.selection, self.options):
+        for result in _results(plan, self.selection, self.options, self.cluster):
             if isinstance(result, StepResult):
                 _keep_step(result, plan.out, store, self.run_id)
                 self.steps.append(result)
@@ -189,11 +197,17 @@ class _Run:
         )
 
 
-def _settings(suite: Suite, options: RunOptions, plan: Plan) -> dict[str, Any]:
+def _settings(suite: Suite, options: RunOptions, plan: Plan, cluster: Any = None) -> dict[str, Any]:
+    cluster_info = {}
+    if cluster is not None:
+        from harness.engine.cluster import workers
+
+        cluster_info = {"cluster": cluster.address, "workers": workers(cluster)}
     return {
         "n_jobs": options.n_jobs,
-        "threads": plan.threads,
-        "executor": "serial" if options.n_jobs == 1 else "processes",
+        "threads": plan.threads if cluster is None else options.threads or "per worker",
+        "executor": "dask" if cluster is not None else "serial" if options.n_jobs == 1 else "processes",
+        **cluster_info,
         "seed": suite.seed,
         "seeds": suite.seed_list,
         "cv": suite.cv.model_dump(),
@@ -203,15 +217,50 @@ def _settings(suite: Suite, options: RunOptions, plan: Plan) -> dict[str, Any]:
     }
 
 
-def _results(plan: Plan, selection: Selection, options: RunOptions) -> Iterator[FoldResult | StepResult]:
-    """The engine's results for the selection; its child processes stop when this generator is closed."""
-    if any(t.resolved.tune is not None for t in selection.tasks):
+def _results(
+    plan: Plan, selection: Selection, options: RunOptions, cluster: Any = None
+) -> Iterator[FoldResult | StepResult]:
+    """The engine's results for the selection; its processes (or cluster tasks) stop when this generator is closed."""
+    tuned = any(t.resolved.tune is not None for t in selection.tasks)
+    if tuned:
         make_storage(plan.storage)  # create the study tables here, before tasks race to create them
-    results = execute(selection.tasks, options.n_jobs, selection.done, preload=plan.preload)
+    if cluster is None:
+        results = execute(selection.tasks, options.n_jobs, selection.done, preload=plan.preload)
+        try:
+            yield from results
+        finally:
+            results.close()
+        return
+    from harness.engine.cluster import execute_on_cluster, storage_proxy
+
+    with storage_proxy(plan.storage, cluster.address) if tuned else contextlib.nullcontext() as storage:
+        results = execute_on_cluster(
+            selection.tasks, cluster, selection.done, storage, options.threads, preload=plan.preload
+        )
+        try:
+            yield from results
+        finally:
+            results.close()
+
+
+@contextlib.contextmanager
+def _cluster(options: RunOptions, on_note: Callable[[str], None] | None) -> Iterator[Any]:
+    """Connect to the cluster (before the store is opened: an unreachable one is bad input), then close it."""
+    if not options.cluster:
+        yield None
+        return
+    from harness.engine.cluster import connect, version_warnings, workers
+
+    cluster = connect(options.cluster)
     try:
-        yield from results
+        found = workers(cluster)
+        if on_note:
+            on_note(f"cluster {options.cluster}: {len(found)} workers, {sum(w['nthreads'] for w in found)} threads")
+            for line in version_warnings(found):
+                on_note(f"warning: {line}")
+        yield cluster
     finally:
-        results.close()
+        cluster.close()
 
 
 def _keep_step(result: StepResult, out: Path, store: Store, run_id: str) -> None:

@@ -330,8 +330,17 @@ def _states() -> tuple[Any, ...]:
 
 
 def make_storage(url: str) -> Any:
-    """An RDB storage; SQLite waits for a busy file instead of failing when workers share it."""
+    """An RDB storage; SQLite waits for a busy file instead of failing when workers share it.
+
+    `grpc://HOST:PORT` is the driver's storage served to cluster workers (GrpcStorageProxy).
+    """
     import optuna
+
+    if url.startswith("grpc://"):
+        host, _, port = url.removeprefix("grpc://").rpartition(":")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.GrpcStorageProxy(host=host, port=int(port))
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     # Heartbeats tell a trial left RUNNING by a killed worker (failed once its heartbeat is

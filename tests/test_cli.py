@@ -24,7 +24,7 @@ from harness import __version__
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.yaml"
 CSV_COLUMNS = ["dataset", "estimator", "repeat", "fold", "status"]
-CSV_TAIL = ["fit_time", "predict_time", "n_train", "n_test", "error"]
+CSV_TAIL = ["fit_time", "predict_time", "n_train", "n_test", "error", "worker"]
 SMOKE_METRICS = ["accuracy", "balanced_accuracy", "roc_auc", "log_loss", "r2", "rmse", "mae"]
 
 

@@ -4,6 +4,7 @@
 - `fit`: the pure units of work (`fit_and_score`, `run_study_task`, `run_pretrain`).
 - `limits`: threads per worker, and child processes killed at their time limit.
 - `executors`: run a task graph, independent tasks in parallel, results as they arrive.
+- `cluster`: the same graph on a Dask cluster (imported on demand: dask is an extra).
 """
 
 from harness.engine.executors import Graph, execute

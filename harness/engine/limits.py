@@ -174,10 +174,27 @@ def start_worker(preload: tuple[str, ...] = ()) -> Worker:
     ctx.set_forkserver_preload(["harness.engine.fit", *preload])
     ours, theirs = ctx.Pipe(duplex=True)
     proc = ctx.Process(target=_serve, args=(theirs,), daemon=True)
-    with _main_not_rerun():
+    with _main_not_rerun(), _children_allowed():
         proc.start()
     theirs.close()
     return Worker(proc, ours)
+
+
+@contextlib.contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let a daemonic process (a Dask worker) start a worker of its own.
+
+    multiprocessing refuses children to daemonic processes so that none outlives its
+    parent. Ours cannot: it asks the kernel to kill it when the forkserver goes
+    (`_die_with_parent`), and the forkserver goes with the process that started it.
+    """
+    config = mp.current_process()._config
+    daemonic = config.get("daemon", False)
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        config["daemon"] = daemonic
 
 
 @contextlib.contextmanager

@@ -914,5 +914,26 @@ def environment_section(data: ReportData) -> list[Block]:
         ["GPU", env.get("gpu") or "none"],
     ]
     versions = [[k, str(v)] for k, v in sorted(data.versions.items())]
-    return [table(["setting", "value"], rows, left=2), para("Package versions."),
-            table(["package", "version"], versions, left=2)]  # fmt: skip
+    blocks = [table(["setting", "value"], rows, left=2), para("Package versions."),
+              table(["package", "version"], versions, left=2)]  # fmt: skip
+    if s.get("workers"):
+        blocks += [para(f"Dask workers of {s.get('cluster', 'the cluster')}."), workers_table(s["workers"])]
+    return blocks
+
+
+def workers_table(workers: list[dict]) -> Block:
+    """Where the folds ran on a cluster: each worker's host, cores, memory and key versions."""
+    rows = []
+    for w in workers:
+        memory = w.get("memory_bytes")
+        v = w.get("versions") or {}
+        rows.append(
+            [
+                f"{w.get('name', '?')} ({w.get('address', '?')})",
+                str(w.get("host", "?")),
+                f"{w.get('nthreads', '?')} / {w.get('cores', '?')}",
+                f"{memory / 2**30:.1f} GiB" if memory else "—",
+                ", ".join(f"{k} {v[k]}" for k in ("harness", "scikit-learn", "lightgbm", "xgboost", "torch") if k in v),
+            ]
+        )
+    return table(["worker", "host", "threads / cores", "memory", "versions"], rows, left=5)

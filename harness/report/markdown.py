@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 TUNE_LABEL = {"nested": " (tuned)", "tune_then_cv": " (tuned, optimistic)"}
 CSV_COLUMNS = ["dataset", "estimator", "repeat", "fold", "status"]
-CSV_TAIL = ["fit_time", "predict_time", "n_train", "n_test", "error"]
+CSV_TAIL = ["fit_time", "predict_time", "n_train", "n_test", "error", "worker"]
 
 
 def results_frame(boards: Leaderboards) -> pd.DataFrame:
