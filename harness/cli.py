@@ -189,8 +189,10 @@ def run(
     ) as progress:
         bar = progress.add_task(suite.name, total=None, failed=0)
 
-        def on_start(todo: int, reused: int) -> None:
+        def on_start(todo: int, reused: int, workers: int | None) -> None:
             progress.update(bar, total=todo)
+            if workers is not None:  # on a cluster: how many workers share the work
+                progress.update(bar, description=f"{suite.name} on {workers} workers")
             if reused:
                 progress.console.print(f"{reused} folds already in the store; {todo} to compute")
 

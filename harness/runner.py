@@ -112,12 +112,12 @@ def _cpu_model() -> str:
 def run_suite(
     suite: Suite,
     options: RunOptions | None = None,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, int, int | None], None] | None = None,
     on_result: Callable[[FoldResult], None] | None = None,
     plan: Plan | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> RunSummary:
-    """Run every fold not yet in the store; `on_start(todo, reused)` and `on_result` report progress.
+    """Run every fold not yet in the store; `on_start(todo, reused, workers)` and `on_result` report progress.
 
     `on_note` receives lines worth showing before the run starts (the cluster's workers,
     version differences). Raises KeyboardInterrupt (Terminated for SIGTERM) carrying the
@@ -160,7 +160,7 @@ class _Run:
     run_id: str
     plan: Plan
     options: RunOptions
-    on_start: Callable[[int, int], None] | None
+    on_start: Callable[[int, int, int | None], None] | None  # workers: the cluster's, None locally
     on_result: Callable[[FoldResult], None] | None
     cluster: Any = None  # engine.cluster.Cluster, or None for this machine
     computed: Counter = field(default_factory=Counter)
@@ -176,7 +176,8 @@ class _Run:
         self.shifts = check_references(plan, plan.out, store, plan.threads)
         self.selection = select(plan, store, self.options)
         if self.on_start:
-            self.on_start(len(self.selection.folds), self.reused)
+            workers = len(self.cluster.client.scheduler_info()["workers"]) if self.cluster is not None else None
+            self.on_start(len(self.selection.folds), self.reused, workers)
         for result in _results(plan, self.selection, self.options, self.cluster):
             if isinstance(result, StepResult):
                 _keep_step(result, plan.out, store, self.run_id)

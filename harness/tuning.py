@@ -391,7 +391,9 @@ def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
     importances: dict[str, float] = {}
     if len(complete) >= 3 and len(plan.space) > 1:
         try:
-            importances = {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+            with warnings.catch_warnings():  # e.g. "quantiles select the same trials": equal importances, said below
+                warnings.simplefilter("ignore")
+                importances = {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
         except (RuntimeError, ValueError):  # e.g. every trial scored the same
             importances = {}
     return StudyOutcome(
