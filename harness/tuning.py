@@ -10,6 +10,7 @@ it is given (the outer fold's training part in nested mode), split into inner fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -298,11 +299,46 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
 
     # Workers sharing the study stop together once the study as a whole reaches its budget.
     callbacks = [] if plan.trials is None else [optuna.study.MaxTrialsCallback(plan.trials, states=_states())]
+    if plan.trials is not None:
+        study.ask = _within_budget(study, plan.trials)
     if n_trials != 0 and (timeout is None or timeout > 0):
-        study.optimize(
-            objective, n_trials=n_trials, timeout=timeout, catch=(Exception,), callbacks=callbacks, gc_after_trial=False
-        )
+        with contextlib.suppress(_BudgetSpent):
+            study.optimize(
+                objective,
+                n_trials=n_trials,
+                timeout=timeout,
+                catch=(Exception,),
+                callbacks=callbacks,
+                gc_after_trial=False,
+            )
     return _outcome(study, plan, time.perf_counter() - start)
+
+
+class _BudgetSpent(Exception):
+    """A worker sharing the study drew the study's last trial before this one."""
+
+
+def _within_budget(study: Any, budget: int) -> Callable[..., Any]:
+    """`study.ask` that never runs a trial numbered `budget` or above.
+
+    The storage numbers a study's trials under a lock, so numbers are unique and gapless:
+    a trial numbered past the budget was drawn while other workers ran the last ones
+    (MaxTrialsCallback only counts finished trials, after each trial). It is parked as
+    WAITING, which is not a finished state (a later run with a larger budget runs it
+    first), and this worker stops.
+    """
+    import optuna
+
+    ask = study.ask
+
+    def bounded_ask(*args: Any, **kwargs: Any) -> Any:
+        trial = ask(*args, **kwargs)
+        if trial.number >= budget:
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.WAITING)
+            raise _BudgetSpent
+        return trial
+
+    return bounded_ask
 
 
 def _reporter(trial: Any, fold: int, maximize: bool, steps: list[int]) -> Report:
@@ -342,6 +378,8 @@ def make_storage(url: str) -> Any:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.GrpcStorageProxy(host=host, port=int(port))
 
+    if url.startswith("postgresql://") and _module("psycopg") and not _module("psycopg2"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # SQLAlchemy 2.0 assumes psycopg2
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     # Heartbeats tell a trial left RUNNING by a killed worker (failed once its heartbeat is
     # older than the grace period) from one a live worker sharing the study is running.
@@ -363,7 +401,7 @@ def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
     import optuna
 
     states = optuna.trial.TrialState
-    trials = study.trials
+    trials = [t for t in study.trials if t.state.is_finished()]  # not another worker's, nor parked ones
     complete = [t for t in trials if t.state == states.COMPLETE]
     history = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": decode(t.params, plan.space)}
@@ -406,3 +444,9 @@ def _outcome(study: Any, plan: StudyPlan, wall: float) -> StudyOutcome:
         history,
         importances,
     )
+
+
+def _module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib
 import os
 import pwd
 import re
@@ -17,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -42,16 +42,24 @@ def require_postgres() -> Path:
         missing.append("the PostgreSQL server binaries (initdb, pg_ctl)")
     elif os.geteuid() == 0 and not _has_user("postgres"):
         missing.append("the `postgres` system user (PostgreSQL refuses to run as root)")
+    driver = _driver()
     try:
-        import psycopg  # noqa: F401  (SQLAlchemy 2.1's default driver for postgresql:// URLs)
+        importlib.import_module(driver)
     except ImportError:
-        missing.append("the psycopg driver (pip install -e '.[dask]')")
+        missing.append(f"the {driver} driver that postgresql:// URLs use (pip install -e '.[dask]')")
     if missing:
         why = " and ".join(missing) + " not installed"
         if os.environ.get(REQUIRE) == "1":
             pytest.fail(f"{REQUIRE}=1 but {why}")
         pytest.skip(why)
     return bin_dir
+
+
+def _driver() -> str:
+    """The DBAPI module SQLAlchemy loads for a plain postgresql:// URL (psycopg from SQLAlchemy 2.1, psycopg2 before)."""
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect.driver
 
 
 def _has_user(name: str) -> bool:
@@ -146,13 +154,3 @@ class PostgresServer:
                 self._pg("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "-t", "30", "stop")
             self.started = False
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def wait_for(predicate, limit_s: float = 30, every_s: float = 0.05) -> bool:
-    """Poll until `predicate()` is true or time runs out."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every_s)
-    return bool(predicate())

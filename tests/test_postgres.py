@@ -1,6 +1,6 @@
 """Tuning studies in a real PostgreSQL server (`--storage postgresql://...`), started by this module.
 
-Skips when PostgreSQL (Debian's `postgresql` package) or the psycopg2 driver is missing,
+Skips when PostgreSQL (Debian's `postgresql` package) or the psycopg driver (the `dask` extra) is missing,
 unless HARNESS_REQUIRE_POSTGRES=1 (as in .ci/run), where it fails instead.
 """
 
@@ -61,8 +61,7 @@ def evaluate(params, k, *_):
 deadline = time.time() + 30
 while len(list(barrier.glob("ready-*"))) < 2 and time.time() < deadline:
     time.sleep(0.01)
-outcome = run_study(plan, evaluate, 1)
-print(outcome.n_complete + outcome.n_pruned + outcome.n_failed)
+run_study(plan, evaluate, 1)
 """
 
 
@@ -74,22 +73,23 @@ def test_two_processes_share_one_study_and_stop_together_at_its_budget(tmp_path,
             [sys.executable, "-c", _WORKER, database, str(i), str(tmp_path)],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(2)
     ]
-    outputs = [p.communicate(timeout=60) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for err in errors]
     finished = _finished(database, "shared")
     numbers = sorted(t.number for t in finished)
     assert numbers == list(range(len(finished)))  # unique, gapless trial numbers
+    # Exactly the budget: not 24 (each process its own 12), and not 13 either (the trial the
+    # other process is still running when the 12th finishes must not start).
     assert len(finished) == 12, f"{len(finished)} finished trials for a budget of 12"
     assert all(t.state.name == "COMPLETE" for t in finished)
     by_worker = Counter(int(t.value) for t in finished)
-    assert set(by_worker) == {0, 1} and sum(by_worker.values()) == 12, by_worker  # both ran some
-    assert [int(out.split()[-1]) for out, _ in outputs] == [12, 12]  # each saw the whole study
+    assert set(by_worker) == {0, 1}, by_worker  # both ran some
 
 
 def _suite(tmp_path: Path) -> Path:
