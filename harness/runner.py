@@ -234,7 +234,9 @@ def _results(
         return
     from harness.engine.cluster import execute_on_cluster, storage_proxy
 
-    with storage_proxy(plan.storage, cluster.address) if tuned else contextlib.nullcontext() as storage:
+    # Remote workers reach the driver's storage through a gRPC proxy; local:N workers share its disk.
+    serve = tuned and cluster.local is None
+    with storage_proxy(plan.storage, cluster.address) if serve else contextlib.nullcontext() as storage:
         results = execute_on_cluster(
             selection.tasks, cluster, selection.done, storage, options.threads, preload=plan.preload
         )

@@ -4,8 +4,8 @@ The driver stays the only writer of the store: workers compute results and send 
 back. Each dataset and each split is sent to the cluster once per run (scatter) and
 tasks name them, so what travels with a task does not grow with the data. Workers
 never read the suite's files or the output folder: studies reach the driver's storage
-through an Optuna gRPC proxy that the driver serves, and pretrained weights travel as
-task results. A task with `timeout_s` runs in a process of the worker's own, killed at
+through an Optuna gRPC proxy that the driver serves (not for `local:N`, whose workers
+share the driver's disk), and pretrained weights travel as task results. A task with `timeout_s` runs in a process of the worker's own, killed at
 the limit, as in a local run. A worker that dies mid-task costs nothing: Dask runs the
 task again elsewhere, and the driver stores its result once.
 """
@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -60,13 +61,15 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Cluster:
         n = address.removeprefix("local:")
         if not n.isdigit() or not 1 <= int(n) <= 1024:
             raise ClusterError(f"--cluster {address}: write local:N with N the number of worker processes (1-1024)")
-        local = LocalCluster(
-            n_workers=int(n),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():  # "port 8787 is already in use": no dashboard is wanted anyway
+            warnings.simplefilter("ignore")
+            local = LocalCluster(
+                n_workers=int(n),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         return Cluster(Client(local), address, local)
     if "://" not in address and ":" not in address:
         raise ClusterError(f"--cluster {address}: write the scheduler's address, e.g. tcp://10.0.0.5:8786, or local:N")
