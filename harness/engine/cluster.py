@@ -29,6 +29,7 @@ from harness.engine.tasks import FoldTask, PretrainTask, Result, StepResult, Stu
 from harness.errors import ClusterError
 
 CONNECT_TIMEOUT_S = 10
+MAX_TRIES = 3  # a task the scheduler forgot (its worker died with what it needed) is submitted again
 # Packages whose versions change numbers: a worker that differs from the driver is named.
 CHECKED_PACKAGES = ("harness", "scikit-learn", "numpy", "lightgbm", "xgboost", "torch", "optuna")
 
@@ -193,33 +194,42 @@ def execute_on_cluster(
     hosts = _threads_by_host(client)
     futures: dict[Any, Task] = {}
     pending = as_completed()
+    tries: dict[str, int] = {}
+
+    def submit(task: Task) -> None:
+        tries[task.key] = tries.get(task.key, 0) + 1
+        light, data = _detach(task)
+        future = client.submit(
+            _run_remote,
+            light,
+            bundles.future(data),
+            _split_id(task),
+            storage,
+            threads,
+            hosts,
+            preload,
+            pure=False,
+            key=f"{task.kind}-{task.key}-{tries[task.key]}",
+        )
+        futures[future] = task
+        pending.add(future)
+
     try:
         while True:
             for result in graph.settle():
                 yield result
             while graph.ready:
-                task = graph.ready.popleft()
-                light, data = _detach(task)
-                future = client.submit(
-                    _run_remote,
-                    light,
-                    bundles.future(data),
-                    _split_id(task),
-                    storage,
-                    threads,
-                    hosts,
-                    preload,
-                    pure=False,
-                    key=f"{task.kind}-{task.key}",
-                )
-                futures[future] = task
-                pending.add(future)
+                submit(graph.ready.popleft())
             if not futures:
                 if graph.waiting:
                     raise RuntimeError(f"{len(graph.waiting)} tasks wait for results that never come")
                 return
             future = next(pending)
             task = futures.pop(future)
+            if future.cancelled() and tries[task.key] < MAX_TRIES:  # the scheduler lost it with a worker
+                bundles.forget(task)
+                submit(task)
+                continue
             result = _result_of(future, task)
             graph.record(result)
             yield result
@@ -249,6 +259,10 @@ class _Bundles:
             if isinstance(task, FoldTask):
                 self.splits.setdefault(id(task.dataset), {})[id(task.split)] = task.split
         self.shipped: dict[int, Any] = {}
+
+    def forget(self, task: Task) -> None:
+        """Ship the task's dataset again next time (the scheduler may have lost every copy)."""
+        self.shipped.pop(id(_detach(task)[1]), None)
 
     def future(self, dataset: Any) -> Any:
         key = id(dataset)
