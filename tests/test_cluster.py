@@ -1,11 +1,13 @@
 """A suite on a real Dask cluster: a scheduler and two workers on loopback, started by the test.
 
-The workers run in a private mount namespace with their own empty /tmp, so, like workers
-on other machines, they cannot see the driver's suite, data copies or output folder.
+The workers run in a private mount namespace where pytest's temporary folders are an empty
+tmpfs, so, like workers on other machines, they cannot see the driver's suite, data copies
+or output folder.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -13,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,11 +37,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _private_tmp() -> list[str]:
-    """Wrap a command so it sees an empty /tmp of its own (root and unshare needed; else as is)."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
+def _hidden() -> list[str]:
+    """Wrap a worker command so that it cannot see pytest's temporary folders, where the driver's
+    suites, data copies and outputs live: an empty tmpfs is mounted over them in a private mount
+    namespace (root and unshare needed; else the command runs as is). Only those folders are
+    hidden, not all of /tmp: the checkout and its virtual environment may live there.
+    """
+    hide = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+    if os.geteuid() != 0 or shutil.which("unshare") is None or not hide.is_dir():
         return []
-    return ["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs /tmp && exec "$@"', "sh"]
+    return ["unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{hide}" && exec "$@"', "sh"]
 
 
 class LoopbackCluster:
@@ -82,7 +90,7 @@ class LoopbackCluster:
             ]
             self.procs.append(
                 subprocess.Popen(
-                    [*_private_tmp(), *worker],
+                    [*_hidden(), *worker],
                     env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -112,7 +120,8 @@ class LoopbackCluster:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
+    tmp_path_factory.getbasetemp()  # pytest's temporary folders exist, so the workers can hide them
     c = LoopbackCluster(2)
     yield c
     c.close()
