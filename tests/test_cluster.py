@@ -25,6 +25,7 @@ import yaml
 
 from harness.engine.cluster import version_warnings
 from harness.store import Store
+from tests.test_runner import _rows  # rows committed so far, 0 while the store is not there yet
 
 pytest.importorskip("distributed")
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,14 +251,6 @@ def test_a_worker_killed_mid_run_costs_nothing(tmp_path, cli):
         assert len(rows) == 2 * 4 and rows["key"].is_unique and (rows["status"] == "ok").all()
     finally:
         own.close()
-
-
-def _rows(db: Path) -> int:
-    try:
-        with sqlite3.connect(db) as con:
-            return con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_2_fast(tmp_path, cli):
