@@ -48,7 +48,6 @@ OWNED_NAMES = frozenset(
     f"{db}{suffix}" for db in ("results.db", "studies.db") for suffix in ("", "-wal", "-shm", "-journal")
 )
 OWNED_FOLDERS = frozenset({"pretrained"})  # pretrained weights: OUT/pretrained/<hash>.pt
-SQLITE_MAGIC = b"SQLite format 3\x00"
 _MAX_SNIFF = 64 * 1024 * 1024  # a file larger than this is not a baseline or report of ours
 _TMP_SUFFIX = ".tmp"
 
@@ -127,10 +126,6 @@ def _head(path: Path, n: int) -> bytes:
             return fh.read(n)
     except OSError:
         return b""
-
-
-def is_sqlite(path: str | Path) -> bool:
-    return _head(Path(path), len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
 def _read_json(path: Path) -> object:

@@ -176,7 +176,7 @@ class _Run:
         self.shifts = check_references(plan, plan.out, store, plan.threads)
         self.selection = select(plan, store, self.options)
         if self.on_start:
-            workers = len(self.cluster.client.scheduler_info()["workers"]) if self.cluster is not None else None
+            workers = len(self.cluster.described) if self.cluster is not None else None
             self.on_start(len(self.selection.folds), self.reused, workers)
         for result in _results(plan, self.selection, self.options, self.cluster):
             if isinstance(result, StepResult):
@@ -199,11 +199,7 @@ class _Run:
 
 
 def _settings(suite: Suite, options: RunOptions, plan: Plan, cluster: Any = None) -> dict[str, Any]:
-    cluster_info = {}
-    if cluster is not None:
-        from harness.engine.cluster import workers
-
-        cluster_info = {"cluster": cluster.address, "workers": workers(cluster)}
+    cluster_info = {"cluster": cluster.address, "workers": cluster.described} if cluster is not None else {}
     return {
         "n_jobs": options.n_jobs,
         "threads": plan.threads if cluster is None else options.threads or "per worker",
@@ -225,25 +221,20 @@ def _results(
     tuned = any(t.resolved.tune is not None for t in selection.tasks)
     if tuned:
         make_storage(plan.storage)  # create the study tables here, before tasks race to create them
-    if cluster is None:
-        results = execute(selection.tasks, options.n_jobs, selection.done, preload=plan.preload)
-        try:
-            yield from results
-        finally:
-            results.close()
-        return
-    from harness.engine.cluster import execute_on_cluster, storage_proxy
+    with contextlib.ExitStack() as stack:
+        if cluster is None:
+            results = execute(selection.tasks, options.n_jobs, selection.done, preload=plan.preload)
+        else:
+            from harness.engine.cluster import execute_on_cluster, storage_proxy
 
-    # Remote workers reach the driver's storage through a gRPC proxy; local:N workers share its disk.
-    serve = tuned and cluster.local is None
-    with storage_proxy(plan.storage, cluster.address) if serve else contextlib.nullcontext() as storage:
-        results = execute_on_cluster(
-            selection.tasks, cluster, selection.done, storage, options.threads, preload=plan.preload
-        )
-        try:
-            yield from results
-        finally:
-            results.close()
+            # Remote workers reach the driver's storage through a gRPC proxy; local:N workers share its disk.
+            serve = tuned and cluster.local is None
+            storage = stack.enter_context(storage_proxy(plan.storage, cluster.address)) if serve else None
+            results = execute_on_cluster(
+                selection.tasks, cluster, selection.done, storage, options.threads, preload=plan.preload
+            )
+        stack.callback(results.close)
+        yield from results
 
 
 @contextlib.contextmanager
@@ -256,7 +247,7 @@ def _cluster(options: RunOptions, on_note: Callable[[str], None] | None) -> Iter
 
     cluster = connect(options.cluster)
     try:
-        found = workers(cluster)
+        found = cluster.described = workers(cluster)
         if on_note:
             on_note(f"cluster {options.cluster}: {len(found)} workers, {sum(w['nthreads'] for w in found)} threads")
             for line in version_warnings(found):

@@ -19,13 +19,13 @@ import socket
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.engine.executors import Graph, Pool
 from harness.engine.fit import run_task
 from harness.engine.limits import cpu_count
-from harness.engine.tasks import FoldTask, PretrainTask, Result, StepResult, StudyTask, Task, package_versions
+from harness.engine.tasks import FoldTask, Result, StepResult, StudyTask, Task, package_versions
 from harness.errors import ClusterError
 
 CONNECT_TIMEOUT_S = 10
@@ -41,6 +41,7 @@ class Cluster:
     client: Any
     address: str
     local: Any = None
+    described: list[dict[str, Any]] = field(default_factory=list)  # workers(), asked once per run
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -154,13 +155,18 @@ def storage_proxy(url: str, scheduler: str) -> Iterator[str]:
 
 def _address_towards(scheduler: str) -> str:
     """This machine's address on the interface that reaches the scheduler (loopback for a local one)."""
-    target = scheduler.split("://")[-1].rsplit(":", 1)[0] or "127.0.0.1"
+    target = _host(scheduler) or "127.0.0.1"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect((target, 9))  # no packet is sent: only the route is chosen
             return probe.getsockname()[0]
         except OSError:
             return "127.0.0.1"
+
+
+def _host(address: str) -> str:
+    """The host of a Dask address: tcp://10.0.0.5:8786 -> 10.0.0.5."""
+    return address.split("://")[-1].rsplit(":", 1)[0]
 
 
 def _free_port(host: str) -> int:
@@ -298,7 +304,7 @@ def _threads_by_host(client: Any) -> dict[str, int]:
     """How many tasks each host runs at once (the sum of its workers' threads)."""
     out: dict[str, int] = {}
     for address, w in client.scheduler_info()["workers"].items():
-        host = address.split("://")[-1].rsplit(":", 1)[0]
+        host = _host(address)
         out[host] = out.get(host, 0) + int(w.get("nthreads", 1))
     return out
 
@@ -319,7 +325,7 @@ def _run_remote(
     from distributed import get_worker
 
     worker = get_worker()
-    host = worker.address.split("://")[-1].rsplit(":", 1)[0]
+    host = _host(worker.address)
     if threads is None:
         threads = max(1, cpu_count() // max(1, hosts.get(host, worker.state.nthreads)))
     task = _with_storage(replace(_attach(task, bundle, split_id), threads=threads), storage)
@@ -351,7 +357,6 @@ def _with_storage(task: Task, storage: str | None) -> Task:
 
 __all__ = [
     "Cluster",
-    "PretrainTask",
     "connect",
     "execute_on_cluster",
     "storage_proxy",

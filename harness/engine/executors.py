@@ -54,10 +54,6 @@ class Graph:
         if isinstance(result, StepResult):
             self.results[result.key] = result
 
-    @property
-    def finished(self) -> bool:
-        return not self.waiting and not self.ready
-
 
 def execute(
     tasks: Iterable[Task],

@@ -11,6 +11,7 @@ functions run the same in the driver, in a child process or on a cluster worker.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import time
@@ -58,48 +59,61 @@ def run_task(task: Task) -> Result:
     return run_pretrain(task)
 
 
+def _stamped(run: Callable[[Any], Result]) -> Callable[[Any], Result]:
+    """Record where and when a task ran on the result it returns."""
+
+    @functools.wraps(run)
+    def wrapper(task: Any) -> Result:
+        started = time.time()
+        result = run(task)
+        result.worker, result.started, result.finished = where(), started, time.time()
+        return result
+
+    return wrapper
+
+
+def _step(compute: Callable[[Any], Any]) -> Callable[[Any], StepResult]:
+    """A study or pretraining fit: the value it computes, or the error it raised, as a StepResult."""
+
+    @_stamped
+    @functools.wraps(compute)
+    def run(task: StudyTask | PretrainTask) -> StepResult:
+        try:
+            return task.result(OK, value=compute(task))
+        except Exception as exc:
+            return task.result(ERROR, error=_one_line(exc), detail=traceback.format_exc())
+
+    return run
+
+
+@_stamped
 def fit_and_score(task: FoldTask) -> FoldResult:
     """Fit on the fold's training rows, score its test rows; failures become results."""
-    started = time.time()
     if task.resolved.skipped:
-        result = task.result(SKIPPED, error=task.resolved.skipped)
-    else:
-        result = _fit_and_score(task)
-    result.worker, result.started, result.finished = where(), started, time.time()
-    return result
+        return task.result(SKIPPED, error=task.resolved.skipped)
+    return _fit_and_score(task)
 
 
-def run_study_task(task: StudyTask) -> StepResult:
+@_step
+def run_study_task(task: StudyTask) -> StudyOutcome:
     """Run (or resume) a tune_then_cv study on every row of its dataset."""
-    started = time.time()
-    try:
-        with threadpool_limits(limits=task.threads):
-            rows = np.arange(len(task.dataset.y))
-            outcome = tune_on_rows(task.dataset, task.resolved, rows, task.plan, task.threads)
-        result = task.result(OK, value=outcome)
-    except Exception as exc:
-        result = task.result(ERROR, error=_one_line(exc), detail=traceback.format_exc())
-    result.worker, result.started, result.finished = where(), started, time.time()
-    return result
+    with threadpool_limits(limits=task.threads):
+        rows = np.arange(len(task.dataset.y))
+        return tune_on_rows(task.dataset, task.resolved, rows, task.plan, task.threads)
 
 
-def run_pretrain(task: PretrainTask) -> StepResult:
+@_step
+def run_pretrain(task: PretrainTask) -> bytes:
     """Fit the MLP on the whole source dataset; the result carries its weights (bytes, no pickled code)."""
-    started = time.time()
     src = task.source
-    try:
-        with threadpool_limits(limits=task.threads), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = build(task.resolved, Columns(src.numeric, src.categorical, src.has_missing))
-            limit_threads(model, task.threads)
-            model.fit(src.X, src.y)
-            buffer = io.BytesIO()
-            final_step(model).save_pretrained(buffer)
-        result = task.result(OK, value=buffer.getvalue())
-    except Exception as exc:
-        result = task.result(ERROR, error=_one_line(exc), detail=traceback.format_exc())
-    result.worker, result.started, result.finished = where(), started, time.time()
-    return result
+    with threadpool_limits(limits=task.threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build(task.resolved, Columns(src.numeric, src.categorical, src.has_missing))
+        limit_threads(model, task.threads)
+        model.fit(src.X, src.y)
+        buffer = io.BytesIO()
+        final_step(model).save_pretrained(buffer)
+    return buffer.getvalue()
 
 
 def _fit_and_score(task: FoldTask) -> FoldResult:
