@@ -233,10 +233,24 @@ def _plan_steps(
         needs.append(key)
     if r.tune is not None and r.tune["mode"] == "tune_then_cv":
         key = "cell-" + _digest([ds.fingerprint, r.config(), suite.seed])
-        study = study_plan(suite, ds, r, key, plan.storage, deadline)
-        plan.steps.setdefault(key, StudyTask(key, ds, r, study, plan.threads, timeout))
+        if key not in plan.steps:
+            study = study_plan(suite, ds, r, key, plan.storage, deadline)
+            _plan_study(plan, key, StudyTask(key, ds, r, study, plan.threads, timeout))
         needs.append(key)
     return tuple(needs)
+
+
+def _plan_study(plan: Plan, key: str, study: StudyTask) -> None:
+    """The study, and with `tune.workers` > 1 its runners: each samples with its own seed (the
+    same seed would propose the same trials), all into the study's one storage."""
+    n = study.resolved.tune.get("workers", 1)
+    needs = []
+    for i in range(1, n + 1 if n > 1 else 1):
+        seed = derive_seed(study.plan.seed, "study runner", index=i)
+        runner = replace(study, key=f"{key}-runner{i}", plan=replace(study.plan, seed=seed), runner=i, runners=n)
+        plan.steps[runner.key] = runner
+        needs.append(runner.key)
+    plan.steps[key] = replace(study, runners=n, needs=tuple(needs))
 
 
 def pretraining(r: Resolved) -> Resolved:
@@ -283,7 +297,7 @@ def select(plan: Plan, store: Store | None, options: RunOptions) -> Selection:
         if options.retry_failed:
             done_keys -= store.done_keys(FAILED)
     folds = [t for t in plan.tasks if t.key not in done_keys]
-    needed = dict.fromkeys(k for t in folds for k in t.needs)
+    needed = _needed(plan, [k for t in folds for k in t.needs])
     steps, done = [], {}
     for key in needed:
         step = plan.steps[key]
@@ -293,6 +307,21 @@ def select(plan: Plan, store: Store | None, options: RunOptions) -> Selection:
         else:
             steps.append(step)
     return Selection(folds, steps, done)
+
+
+def _needed(plan: Plan, keys: list[str]) -> list[str]:
+    """These steps and every step they need in turn, each once, a step after those it needs."""
+    order: dict[str, None] = {}
+
+    def visit(key: str) -> None:
+        if key not in order:
+            for k in plan.steps[key].needs:
+                visit(k)
+            order[key] = None
+
+    for key in keys:
+        visit(key)
+    return list(order)
 
 
 def pretrained_path(out: Path, key: str) -> Path:

@@ -358,8 +358,8 @@ class Resolved:
         """JSON-ready identity of the estimator: enters result keys."""
         members = {k: [m.config() for m in v] if isinstance(v, list) else v.config() for k, v in self.members.items()}
         out = {"class": self.cls_path, "params": self.params, "tags": self.tags.as_dict(), "members": members}
-        if self.tune is not None:
-            out["tune"] = self.tune
+        if self.tune is not None:  # how many workers share a study is how it runs, not what (like --n-jobs)
+            out["tune"] = {k: v for k, v in self.tune.items() if k != "workers"}
         return out
 
     def with_params(self, params: dict[str, Any]) -> Resolved:

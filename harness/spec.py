@@ -177,6 +177,11 @@ class TuneSpec(_Strict):
     # LightGBM/XGBoost inside a trial stop after this many rounds without improvement on a
     # validation slice of the inner training part (0 = fit every sampled n_estimators).
     early_stopping_rounds: int = Field(50, ge=0, le=1_000_000)
+    # tune_then_cv: how many tasks run the study's trials at once, sharing its storage and
+    # stopping together at its budget (on a cluster, on different workers). More than one
+    # is faster, but which trial sees which history then depends on timing, so the tuned
+    # parameters are reproducible only with 1.
+    workers: int = Field(1, ge=1, le=1024)
 
     @field_validator("sampler", "pruner", "mode")
     @classmethod
@@ -215,6 +220,15 @@ class TuneSpec(_Strict):
         if points > MAX_GRID:
             raise ValueError(
                 f"space: the grid has more than {MAX_GRID:,} points; use a coarser step or another sampler"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shared_only_after_cv(self) -> TuneSpec:
+        if self.workers > 1 and self.mode != "tune_then_cv":
+            raise ValueError(
+                "workers: only a tune_then_cv study is shared by several workers "
+                "(nested studies already run one per fold, in parallel)"
             )
         return self
 

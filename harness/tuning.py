@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -266,8 +268,10 @@ def run_study(plan: StudyPlan, evaluate: Evaluate, n_inner: int) -> StudyOutcome
     timeout = _timeout(plan)
 
     prunes = plan.pruner != "none"
+    process = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: Any) -> float:
+        trial.set_user_attr("process", process)  # which of the workers sharing the study ran it
         try:
             return trial_value(trial)
         except optuna.TrialPruned:

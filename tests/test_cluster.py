@@ -128,7 +128,7 @@ def cluster(tmp_path_factory):
     c.close()
 
 
-def _suite(tmp_path: Path, estimators: list[dict], folds: int = 3) -> Path:
+def suite_file(tmp_path: Path, estimators: list[dict], folds: int = 3) -> Path:
     frame = pd.read_csv(ROOT / "datasets" / "penguins.csv")
     frame.to_csv(tmp_path / "penguins.csv", index=False)  # under /tmp: the workers cannot read it
     raw = {
@@ -159,7 +159,7 @@ ESTIMATORS = [
 def test_a_suite_on_the_cluster_scores_as_a_local_run_and_stores_every_trial_at_the_driver(tmp_path, cli, cluster):
     from distributed import Client
 
-    path = _suite(tmp_path, ESTIMATORS)
+    path = suite_file(tmp_path, ESTIMATORS)
     with Client(cluster.address) as client:  # the workers really cannot see the driver's files
         assert not any(client.run(os.path.exists, str(path)).values())
     remote = cli("run", path, "--out", tmp_path / "remote", "--cluster", cluster.address, "--threads", "1")
@@ -186,10 +186,48 @@ def test_a_suite_on_the_cluster_scores_as_a_local_run_and_stores_every_trial_at_
     assert f"Dask workers of {cluster.address}" in report and "w0 (tcp://127.0.0.1:" in report
 
 
+SHARED = {
+    "name": "shared",
+    "model": "tests.estimators.SleepyClassifier",
+    "tune": {
+        "mode": "tune_then_cv",
+        "trials": 8,
+        "inner_folds": 2,
+        "workers": 2,
+        "space": {"seconds": {"float": [0.1, 0.15]}},
+    },
+}
+
+
+def shared_trials(storage: str) -> list:
+    """The finished trials of the run's one study."""
+    import optuna
+
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return [
+        t for t in optuna.load_study(study_name=summary.study_name, storage=storage).trials if t.state.is_finished()
+    ]
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_through_the_drivers_storage(tmp_path, cli, cluster):
+    path = suite_file(tmp_path, [SHARED], folds=2)
+    out = tmp_path / "out"
+    result = cli("run", path, "--out", out, "--cluster", cluster.address, "--allow-module", "tests", "-d", "wine")
+    assert result.returncode == 0, result.stdout + result.stderr
+    finished = shared_trials(f"sqlite:///{out / 'studies.db'}")
+    assert len(finished) == 8 and all(t.state.name == "COMPLETE" for t in finished)
+    assert len({t.user_attrs["process"] for t in finished}) == 2, "one worker ran every trial"
+    with Store(out / "results.db") as store:
+        steps = store.steps()
+    runners = steps[steps["description"].str.contains("runner")]
+    assert len(runners) == 2 and set(runners["worker"]) == set(cluster.workers)
+
+
 @pytest.mark.slow
 def test_a_driver_killed_mid_run_resumes_on_the_same_cluster(tmp_path, cluster):
     slow = {"name": "slow", "model": "tests.estimators.SleepyClassifier", "params": {"seconds": 1.0}}
-    path = _suite(tmp_path, [slow], folds=4)
+    path = suite_file(tmp_path, [slow], folds=4)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--cluster", cluster.address,
            "--allow-module", "tests"]  # fmt: skip
@@ -217,7 +255,7 @@ def test_a_worker_killed_mid_run_costs_nothing(tmp_path, cli):
     own = LoopbackCluster(2)
     try:
         slow = {"name": "slow", "model": "tests.estimators.SleepyClassifier", "params": {"seconds": 1.0}}
-        path = _suite(tmp_path, [slow], folds=4)
+        path = suite_file(tmp_path, [slow], folds=4)
         out = tmp_path / "out"
         cmd = [
             sys.executable,
@@ -254,7 +292,7 @@ def test_a_worker_killed_mid_run_costs_nothing(tmp_path, cli):
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_2_fast(tmp_path, cli):
-    path = _suite(tmp_path, [{"name": "tree", "model": "decision_tree"}])
+    path = suite_file(tmp_path, [{"name": "tree", "model": "decision_tree"}])
     start = time.perf_counter()
     result = cli("run", path, "--out", tmp_path / "out", "--cluster", f"tcp://127.0.0.1:{_free_port()}")
     assert time.perf_counter() - start < 30
@@ -269,7 +307,7 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2_fast(tmp_path, cli):
 
 @pytest.mark.parametrize("address", ["local:0", "local:x", "nonsense"])
 def test_a_malformed_cluster_address_is_bad_input(tmp_path, cli, address):
-    path = _suite(tmp_path, [{"name": "tree", "model": "decision_tree"}])
+    path = suite_file(tmp_path, [{"name": "tree", "model": "decision_tree"}])
     result = cli("run", path, "--out", tmp_path / "out", "--cluster", address)
     assert result.returncode == 2 and f"--cluster {address}:" in result.stderr
 

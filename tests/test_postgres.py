@@ -140,3 +140,22 @@ def test_a_run_on_a_cluster_keeps_its_study_in_postgres(tmp_path, cli, database)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cluster tcp://127.0.0.1" in result.stdout
     _assert_every_trial_in_postgres(tmp_path, database)
+
+
+@pytest.mark.slow
+def test_cluster_workers_share_one_study_in_postgres_and_stop_together_at_its_budget(tmp_path, cli, database):
+    pytest.importorskip("distributed")
+    from tests.test_cluster import SHARED, LoopbackCluster, shared_trials, suite_file
+
+    cluster = LoopbackCluster(2)
+    try:
+        path = suite_file(tmp_path, [SHARED], folds=2)
+        result = cli("run", path, "--out", tmp_path / "out", "--storage", database, "--cluster", cluster.address,
+                     "--allow-module", "tests", "-d", "wine")  # fmt: skip
+    finally:
+        cluster.close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    finished = shared_trials(database)
+    assert len(finished) == 8 and all(t.state.name == "COMPLETE" for t in finished)
+    assert len({t.user_attrs["process"] for t in finished}) == 2, "one worker ran every trial"
+    assert not (tmp_path / "out" / "studies.db").exists()

@@ -377,6 +377,68 @@ def test_two_studies_run_at_the_same_time_with_two_jobs(tmp_path):
     assert sum(again.computed.values()) == 0 and again.steps == []
 
 
+def test_two_workers_share_one_study_and_stop_together_at_its_budget(tmp_path):
+    import optuna
+
+    tuned = {
+        "name": "counting",
+        "model": "tests.estimators.CountingClassifier",
+        "tune": {
+            "mode": "tune_then_cv",
+            "trials": 6,
+            "inner_folds": 2,
+            "workers": 2,
+            "space": {"seconds": {"float": [0.1, 0.2]}},
+        },
+    }
+    path = _write(
+        tmp_path,
+        {
+            "name": "shared",
+            "cv": {"folds": 2},
+            "explain": {"enabled": False},
+            "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+            "estimators": [tuned],
+        },
+    )
+    from harness.registry import allowed_modules
+
+    options = RunOptions(out=tmp_path / "out", n_jobs=2, allow_modules=allowed_modules(("tests",)))
+    summary = run_suite(load_suite(path), options)
+    assert summary.exit_code == 0
+    runners = [s for s in summary.steps if "runner" in s.description]
+    (study,) = [s for s in summary.steps if "runner" not in s.description]
+    assert len(runners) == 2 and all(s.status == "ok" for s in summary.steps)
+    a, b = runners
+    assert max(a.started, b.started) < min(a.finished, b.finished), "the runners ran one after the other"
+    assert study.started >= max(a.finished, b.finished)  # it reads the study once both are done
+    storage = f"sqlite:///{tmp_path / 'out' / 'studies.db'}"
+    (name,) = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    finished = [t for t in optuna.load_study(study_name=name, storage=storage).trials if t.state.is_finished()]
+    assert len(finished) == 6, "the shared study ran past (or short of) its budget"
+    assert len({t.user_attrs["process"] for t in finished}) == 2, "one worker ran every trial"
+    assert study.value.n_complete == 6 and study.value.wall_s == max(a.value.wall_s, b.value.wall_s)
+    with Store(tmp_path / "out" / "results.db") as store:
+        rows = store.results()
+    assert (rows["status"] == "ok").all() and len(rows) == 2
+    assert all(x["tuning"]["n_complete"] == 6 for x in rows["extra"])
+    again = run_suite(load_suite(path), options)  # a rerun reuses the folds: no runner, no study
+    assert sum(again.computed.values()) == 0 and again.steps == []
+
+
+def test_a_shared_study_whose_every_trial_fails_names_the_study_once(tmp_path, cli):
+    broken = {**RAISING_STUDY, "tune": {**RAISING_STUDY["tune"], "workers": 2}}
+    out = tmp_path / "out"
+    result = cli("run", _steps_suite(tmp_path, [broken]), "--out", out, "--allow-module", "tests", "--n-jobs", "2")
+    assert result.returncode == 1, result.stderr
+    with Store(out / "results.db") as store:
+        rows = store.results()
+    failed = rows[rows["estimator"] == "broken"]
+    assert len(failed) and (failed["status"] == "error").all()
+    for ds, error in zip(failed["dataset"], failed["error"], strict=True):
+        assert error.startswith(f"tune_then_cv study of broken on {ds} failed: StudyFailed: every trial failed (2)")
+
+
 def test_a_run_that_fails_inside_is_closed_as_failed_with_the_reason(tmp_path, monkeypatch):
     suite = load_suite(_steps_suite(tmp_path, []))
 

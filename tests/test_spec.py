@@ -265,6 +265,11 @@ MALFORMED = [
         id="bad-parameter-value",
     ),
     pytest.param(
+        _suite(estimators="estimators:\n  - {name: t, model: decision_tree, tune: {trials: 4, workers: 2}}\n"),
+        r"estimators\[0\]\.tune: workers: only a tune_then_cv study is shared by several workers",
+        id="shared-nested-study",
+    ),
+    pytest.param(
         _suite(head=HEAD + "seed: 1\nseed: 2\n"),
         r"line 4: invalid YAML: duplicate key 'seed'$",
         id="duplicate-yaml-key",

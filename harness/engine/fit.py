@@ -18,6 +18,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -96,10 +97,19 @@ def fit_and_score(task: FoldTask) -> FoldResult:
 
 @_step
 def run_study_task(task: StudyTask) -> StudyOutcome:
-    """Run (or resume) a tune_then_cv study on every row of its dataset."""
+    """Run (or resume) a tune_then_cv study on every row of its dataset.
+
+    A runner of a shared study runs trials until the study's budget is spent and does not
+    judge it (another runner's trials may still succeed); the study task that needs the
+    runners runs no trial and judges the whole study.
+    """
+    plan = task.plan if task.runs_trials else replace(task.plan, trials=0, timeout_s=None)
     with threadpool_limits(limits=task.threads):
         rows = np.arange(len(task.dataset.y))
-        return tune_on_rows(task.dataset, task.resolved, rows, task.plan, task.threads)
+        outcome = tune_on_rows(task.dataset, task.resolved, rows, plan, task.threads, judge=task.runner is None)
+    if not task.runs_trials:
+        outcome.wall_s = task.runners_s
+    return outcome
 
 
 @_step
@@ -226,8 +236,13 @@ def _configure(task: FoldTask, extra: dict[str, Any]) -> Resolved:
     return resolved
 
 
-def tune_on_rows(ds: Dataset, resolved: Resolved, rows: np.ndarray, plan: StudyPlan, threads: int) -> StudyOutcome:
-    """Run (or resume) a study whose every fit and score sees only `rows`, split into inner folds."""
+def tune_on_rows(
+    ds: Dataset, resolved: Resolved, rows: np.ndarray, plan: StudyPlan, threads: int, judge: bool = True
+) -> StudyOutcome:
+    """Run (or resume) a study whose every fit and score sees only `rows`, split into inner folds.
+
+    With `judge`, a study whose every trial failed raises StudyFailed: there is nothing to fit.
+    """
     inner = inner_splits(ds, rows, plan.inner_folds, plan.seed)
     metric = METRICS[plan.metric]
     columns = Columns(ds.numeric, ds.categorical, ds.has_missing)
@@ -244,7 +259,7 @@ def tune_on_rows(ds: Dataset, resolved: Resolved, rows: np.ndarray, plan: StudyP
         return score_fold([metric.name], ds.y[test], responses, ds.classes)[0][metric.name], rounds
 
     outcome = run_study(plan, evaluate, len(inner))
-    if outcome.n_complete == 0 and outcome.n_failed > 0:
+    if judge and outcome.n_complete == 0 and outcome.n_failed > 0:
         raise StudyFailed(f"every trial failed ({outcome.n_failed}); the first: {outcome.first_error or 'no message'}")
     return outcome
 

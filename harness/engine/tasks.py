@@ -285,10 +285,25 @@ class _Step:
     ) -> StepResult:
         return self.result(ERROR, error=error, detail=detail, worker=worker, started=started, finished=started)
 
+    def with_inputs(self, inputs: dict[str, StepResult]) -> Any:
+        """A step's needs only order it (a study's runners fill the storage it reads): nothing to copy in."""
+        return self
+
+    def failed_because(self, cause: StepResult, now: float) -> StepResult:
+        """What this step becomes when a step it needs failed or timed out."""
+        return self.result(
+            cause.status, error=cause.error, detail=cause.detail, worker=cause.worker, started=now, finished=now
+        )
+
 
 @dataclass(frozen=True)
 class StudyTask(_Step):
-    """A tune_then_cv study: tuned on every row of the dataset, once per (dataset, estimator) cell."""
+    """A tune_then_cv study: tuned on every row of the dataset, once per (dataset, estimator) cell.
+
+    A study shared by `tune.workers` > 1 is several tasks: runners (`runner` = 1..n) that
+    run its trials at once against the same storage, and the study itself, which needs
+    them and only reads the outcome (`runs_trials` False), so its folds see every trial.
+    """
 
     key: str
     dataset: Dataset
@@ -297,12 +312,24 @@ class StudyTask(_Step):
     threads: int = 1
     timeout_s: float | None = None
     needs: tuple[str, ...] = ()
+    runner: int | None = None
+    runners: int = 1
+    runners_s: float = 0.0  # the study's wall time when its runners ran the trials
 
     kind = "study"
 
+    def with_inputs(self, inputs: dict[str, StepResult]) -> StudyTask:
+        walls = [inputs[k].value.wall_s for k in self.needs if inputs[k].kind == "study"]
+        return replace(self, runners_s=max(walls, default=0.0))
+
+    @property
+    def runs_trials(self) -> bool:
+        return self.runners == 1 or self.runner is not None
+
     @property
     def description(self) -> str:
-        return f"tune_then_cv study of {self.resolved.spec.name} on {self.dataset.name}"
+        text = f"tune_then_cv study of {self.resolved.spec.name} on {self.dataset.name}"
+        return text if self.runner is None else f"{text} (runner {self.runner} of {self.runners})"
 
 
 @dataclass(frozen=True)
