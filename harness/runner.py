@@ -126,7 +126,7 @@ def run_suite(
     options = options or RunOptions()
     plan = plan or prepare(suite, options)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-    with _cluster(options, on_note) as cluster:
+    with _cluster(options, on_note, plan.preload) as cluster:
         return _run(suite, options, plan, run_id, _Run(run_id, plan, options, on_start, on_result, cluster))
 
 
@@ -238,14 +238,14 @@ def _results(
 
 
 @contextlib.contextmanager
-def _cluster(options: RunOptions, on_note: Callable[[str], None] | None) -> Iterator[Any]:
+def _cluster(options: RunOptions, on_note: Callable[[str], None] | None, preload: tuple[str, ...]) -> Iterator[Any]:
     """Connect to the cluster (before the store is opened: an unreachable one is bad input), then close it."""
     if not options.cluster:
         yield None
         return
     from harness.engine.cluster import connect, version_warnings, workers
 
-    cluster = connect(options.cluster)
+    cluster = connect(options.cluster, preload=preload)
     try:
         found = cluster.described = workers(cluster)
         if on_note:

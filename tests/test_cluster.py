@@ -305,6 +305,48 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2_fast(tmp_path, cli):
     assert not (tmp_path / "out" / "results.db").exists()
 
 
+# A user's script without an `if __name__ == "__main__":` guard: the local cluster's workers
+# are forked from the engine's fork server, and must neither run it again nor need it.
+_UNGUARDED = """
+import sys
+from pathlib import Path
+from harness.planner import RunOptions
+from harness.runner import run_suite
+from harness.spec import load_suite
+out, marker = Path(sys.argv[2]), Path(sys.argv[3])
+with marker.open("a") as f:
+    f.write("ran\\n")
+summary = run_suite(load_suite(sys.argv[1]), RunOptions(out=out, cluster="local:2", threads=1))
+print("exit", summary.exit_code)
+"""
+
+
+@pytest.mark.slow
+def test_a_local_cluster_scores_as_local_processes_and_never_reruns_the_callers_script(tmp_path, cli):
+    path = suite_file(tmp_path, ESTIMATORS[:2], folds=2)
+    marker, script = tmp_path / "marker", tmp_path / "script.py"
+    script.write_text(_UNGUARDED)  # a file: a script given with -c is never run again anyway
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, str(script), str(path), str(tmp_path / "cluster"), str(marker)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0 and "exit 0" in run.stdout, run.stderr[-3000:]
+    assert marker.read_text() == "ran\n", "a worker ran the caller's script again"
+    local = cli("run", path, "--out", tmp_path / "local", "--n-jobs", "2", "--threads", "1")
+    assert local.returncode == 0, local.stderr
+    rows = Store(tmp_path / "cluster" / "results.db").results()
+    theirs = Store(tmp_path / "local" / "results.db").results()
+    assert len(rows) == len(theirs) == 2 * 2 * 2 and rows["worker"].str.startswith("tcp://127.0.0.1:").all()
+    assert rows["worker"].nunique() == 2
+    merged = rows.merge(theirs, on="key", suffixes=("", "_local"))
+    pd.testing.assert_series_equal(merged["accuracy"], merged["accuracy_local"], check_names=False)
+
+
 @pytest.mark.parametrize("address", ["local:0", "local:x", "nonsense"])
 def test_a_malformed_cluster_address_is_bad_input(tmp_path, cli, address):
     path = suite_file(tmp_path, [{"name": "tree", "model": "decision_tree"}])

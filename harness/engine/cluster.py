@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.engine.executors import Graph, Pool
 from harness.engine.fit import run_task
-from harness.engine.limits import cpu_count
+from harness.engine.limits import cpu_count, forkserver_preload, main_not_rerun
 from harness.engine.tasks import FoldTask, Result, StepResult, StudyTask, Task, package_versions
 from harness.errors import ClusterError
 
@@ -51,8 +51,11 @@ class Cluster:
                 self.local.close()
 
 
-def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Cluster:
-    """A client of the scheduler at `address`, or of a new LocalCluster for `local:N`; fails in `timeout_s`."""
+def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S, preload: tuple[str, ...] = ()) -> Cluster:
+    """A client of the scheduler at `address`, or of a new LocalCluster for `local:N`; fails in `timeout_s`.
+
+    `preload` names the libraries a local cluster's workers start with (see `_local_cluster`).
+    """
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -63,15 +66,7 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Cluster:
         n = address.removeprefix("local:")
         if not n.isdigit() or not 1 <= int(n) <= 1024:
             raise ClusterError(f"--cluster {address}: write local:N with N the number of worker processes (1-1024)")
-        with warnings.catch_warnings():  # "port 8787 is already in use": no dashboard is wanted anyway
-            warnings.simplefilter("ignore")
-            local = LocalCluster(
-                n_workers=int(n),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+        local = _local_cluster(LocalCluster, int(n), preload)
         return Cluster(Client(local), address, local)
     if "://" not in address and ":" not in address:
         raise ClusterError(f"--cluster {address}: write the scheduler's address, e.g. tcp://10.0.0.5:8786, or local:N")
@@ -151,6 +146,35 @@ def storage_proxy(url: str, scheduler: str) -> Iterator[str]:
         yield f"grpc://{host}:{port}"
     finally:
         server.stop(grace=1)
+
+
+# A local cluster's workers: no statistical profiler (a thread that samples the running
+# task's stack 100 times a second, holding the GIL, slows Python-heavy fits by several %),
+# and started from the engine's fork server rather than spawned, so that every library, and
+# SHAP's compiled kernels, are imported once for all workers instead of once per worker.
+LOCAL_WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.multiprocessing-method": "forkserver",
+}
+
+
+def _local_cluster(local_cluster: Any, n: int, preload: tuple[str, ...]) -> Any:
+    """A LocalCluster of `n` single-threaded worker processes forked from a server that imported `preload`."""
+    import dask
+
+    with (
+        warnings.catch_warnings(),  # "port 8787 is already in use": no dashboard is wanted anyway
+        dask.config.set(LOCAL_WORKER_CONFIG),
+        main_not_rerun(),  # forked workers must not run the caller's script again
+    ):
+        warnings.simplefilter("ignore")
+        from distributed.utils import get_mp_context
+
+        get_mp_context()  # sets Dask's own preload on first use, which ours then replaces
+        forkserver_preload(("distributed", *preload))
+        return local_cluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        )
 
 
 def _address_towards(scheduler: str) -> str:

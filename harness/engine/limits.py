@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -101,9 +101,13 @@ def _serve(conn: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     from harness.engine.fit import run_task
+    from harness.engine.shared import Share, receive
 
     try:
         while (task := conn.recv()) is not None:
+            if isinstance(task, Share):  # a dataset's memory file: its descriptor follows
+                receive(task, conn)
+                continue
             try:
                 result = run_task(task)
             except BaseException as exc:  # run_task never raises for the model's sake: a harness bug
@@ -127,10 +131,22 @@ class Worker:
     task: Any = None
     started: float = 0.0
     clock: float = 0.0
+    mapped: set[str] = field(default_factory=set)  # tokens of the shared datasets this worker has
 
-    def submit(self, task: Any) -> None:
+    def submit(self, task: Any, shared: Any = None) -> None:
+        """Send `task`; with `shared` (engine.shared.Shared), its datasets travel as memory files, once per worker."""
         self.task, self.started, self.clock = task, time.time(), time.perf_counter()
-        self.conn.send(task)
+        if shared is None:
+            self.conn.send(task)
+            return
+        from harness.engine.shared import send
+
+        payload, files = shared.dumps(task)
+        for f in files:
+            if f.token not in self.mapped:
+                send(self.conn, f)
+                self.mapped.add(f.token)
+        self.conn.send_bytes(payload)
 
     @property
     def deadline(self) -> float | None:
@@ -168,13 +184,18 @@ class Worker:
         self.conn.close()
 
 
+def forkserver_preload(preload: tuple[str, ...] = ()) -> None:
+    """What the fork server imports when it starts (once per process: a running server keeps its own)."""
+    mp.get_context("forkserver").set_forkserver_preload(["harness.engine.fit", *preload])
+
+
 def start_worker(preload: tuple[str, ...] = ()) -> Worker:
     """A worker forked from the forkserver (which imports `preload` once, when it starts)."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["harness.engine.fit", *preload])
+    forkserver_preload(preload)
     ours, theirs = ctx.Pipe(duplex=True)
     proc = ctx.Process(target=_serve, args=(theirs,), daemon=True)
-    with _main_not_rerun(), _children_allowed():
+    with main_not_rerun(), _children_allowed():
         proc.start()
     theirs.close()
     return Worker(proc, ours)
@@ -198,7 +219,7 @@ def _children_allowed() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _main_not_rerun() -> Iterator[None]:
+def main_not_rerun() -> Iterator[None]:
     """Start a child without it re-running the caller's script.
 
     multiprocessing makes a forkserver child import the parent's `__main__` (by path or
