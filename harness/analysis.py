@@ -17,7 +17,6 @@ the Bayesian correlated t-test. Across datasets: average ranks, Friedman/Iman–
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ import pandas as pd
 from harness import stats
 from harness.leaderboard import load_leaderboards
 from harness.metrics import BOUNDED_METRICS, CLASSIFICATION, METRICS, PREDICT, PROBA, SCORE
+from harness.report.format import dumps, jsonable
 from harness.store import FAILED, OK, SKIPPED, Store
 
 UNBOUNDED_METRICS = frozenset(METRICS) - BOUNDED_METRICS
@@ -106,34 +106,9 @@ def _rope(metric: str, values: np.ndarray, options: AnalysisOptions) -> float:
     return options.default_rope * float(np.mean(np.abs(values))) if values.size else math.nan
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN and infinities become None so `allow_nan=False` holds."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset | np.ndarray | pd.Index):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, pd.DataFrame):  # a table of records, or a labelled matrix {row: {column: value}}
-        if isinstance(value.index, pd.RangeIndex):
-            return [_jsonable(r) for r in value.to_dict("records")]
-        return {str(i): _jsonable(r) for i, r in value.to_dict("index").items()}
-    if isinstance(value, pd.Series):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if value is None or isinstance(value, str | bool):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)
-
-
 def to_json(result: Mapping[str, Any], indent: int | None = 2) -> str:
     """The analysis as `stats.json` text (strict JSON: no NaN)."""
-    return json.dumps(_jsonable(result), indent=indent, allow_nan=False, sort_keys=False)
+    return dumps(result, indent=indent)
 
 
 # ---------------------------------------------------------------- one dataset
@@ -541,7 +516,7 @@ def analyse(
         "across": analyse_across(folds, primary_of, directions, options, dummy_scores),
         "stability": stability(folds, primary_of),
     }
-    return _jsonable(result)
+    return jsonable(result)
 
 
 def _prior_response(metric: str, y_train: np.ndarray, n_test: int, classes: np.ndarray | None) -> np.ndarray:

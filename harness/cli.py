@@ -46,6 +46,14 @@ Allow = Annotated[
     list[str] | None,
     typer.Option("--allow-module", help="Also allow import-path estimators from this module prefix (repeatable)."),
 ]
+DataHome = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-home",
+        envvar="HARNESS_DATA_HOME",
+        help="Where OpenML datasets and suite listings are cached (default ~/.cache/harness).",
+    ),
+]
 
 
 def _fail(exc: HarnessError) -> None:
@@ -143,38 +151,35 @@ def run(
         ),
     ] = None,
     allow_module: Allow = None,
+    data_home: DataHome = None,
 ) -> None:
     """Run a suite: every (dataset, estimator, repeat, fold) not yet in the store."""
-    from harness.report import write_outputs
-    from harness.runner import RunOptions, prepare, run_suite
-    from harness.spec import load_suite
+    from harness import api
 
     if baseline is not None:
-        from harness.baseline import load_baseline
+        from harness.baseline.file import load_baseline
 
         load_baseline(baseline)  # bad input is found before anything is fitted
-    suite = load_suite(suite_path)
-    from harness.fileio import check_set_targets
-    from harness.report import OUTPUT_FILES
-    from harness.runner import output_dir
-
-    # The output folder and the files the run will write are checked before anything is fitted.
-    check_set_targets(output_dir(suite, out), OUTPUT_FILES, option="--out")
-    options = RunOptions(
-        out=out,
-        n_jobs=n_jobs,
+    # The suite, its data and estimators, and the output folder are checked before anything is fitted.
+    planned = api.plan(
+        suite_path,
+        out,
+        n_jobs,
+        out_option="--out",
         threads=threads,
         force=force,
         retry_failed=retry_failed,
-        datasets=tuple(dataset or ()),
-        estimators=tuple(estimator or ()),
-        allow_modules=_allowed(allow_module),
+        datasets=dataset,
+        estimators=estimator,
+        allow_modules=allow_module,
         storage=storage,
         cluster=cluster,
+        data_home=data_home,
     )
-    plan = prepare(suite, options)
+    suite, plan = planned.suite, planned.plan
+    _print_skipped(plan)
     if dry_run:
-        _print_plan(plan, options)
+        _print_plan(planned)
         return
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -201,12 +206,10 @@ def run(
             progress.update(bar, advance=1, failed=failed)
 
         try:
-            summary = run_suite(
-                suite,
-                options,
+            results = api.run(
+                planned,
                 on_start=on_start,
                 on_result=on_result,
-                plan=plan,
                 on_note=lambda line: progress.console.print(line, markup=False, soft_wrap=True, emoji=False),
             )
         except KeyboardInterrupt as exc:
@@ -220,8 +223,10 @@ def run(
                 markup=False,
             )
             raise typer.Exit(code) from None
-    boards = write_outputs(summary.out)
-    _print_leaderboard(boards)
+    from harness.report import OUTPUT_FILES
+
+    summary = results.summary
+    _print_leaderboard(results.data.boards)
     console.print("results: " + ", ".join(str(summary.out / n) for n in ("results.db", *OUTPUT_FILES)), markup=False)
     for shift in summary.shifts:
         err_console.print(f"[bold yellow]data shift:[/] {escape(shift)}", soft_wrap=True)
@@ -231,23 +236,21 @@ def run(
         )
     code = summary.exit_code
     if baseline is not None:
-        from harness.baseline import CheckOptions, check_run
+        from harness.baseline.check import CheckOptions, check_run
 
         code = max(code, _print_check(check_run(summary.out, baseline, CheckOptions(champion=suite.champion))))
     raise typer.Exit(code)
 
 
-def _print_plan(plan, options) -> None:
-    """The selection the run would make (the same function decides), per (dataset, estimator) cell."""
-    from harness.planner import select
-    from harness.store import Store
+def _print_skipped(plan) -> None:
+    """OpenML suite datasets outside the entry's limits, one line each (before the run or plan)."""
+    for line in plan.skipped:
+        console.print(f"skipped: {line}", markup=False, soft_wrap=True)
 
-    db = plan.out / "results.db"
-    if db.is_file():
-        with Store(db, create=False) as store:
-            selection = select(plan, store, options)
-    else:
-        selection = select(plan, None, options)
+
+def _print_plan(planned) -> None:
+    """The selection the run would make (the same function decides), per (dataset, estimator) cell."""
+    plan, selection = planned.plan, planned.selection()
     todo = {t.key for t in selection.folds}
     cells: dict[tuple[str, str], list] = {}
     for t in plan.tasks:  # one pass, grouped by (dataset, estimator) in plan order
@@ -293,13 +296,15 @@ def _print_leaderboard(boards) -> None:
 def validate(
     suite_path: Annotated[Path, typer.Argument(metavar="SUITE")],
     allow_module: Allow = None,
+    data_home: DataHome = None,
 ) -> None:
     """Check a suite: schema, names, datasets load, estimators build. Fits nothing."""
     from harness.runner import RunOptions, prepare
     from harness.spec import load_suite
 
     suite = load_suite(suite_path)
-    plan = prepare(suite, RunOptions(allow_modules=_allowed(allow_module)))
+    plan = prepare(suite, RunOptions(allow_modules=_allowed(allow_module), data_home=data_home))
+    _print_skipped(plan)
     console.print(
         f"{suite_path}: ok ({len(plan.datasets)} datasets, {len(suite.estimators)} estimators, {len(plan.tasks)} folds)",
         markup=False,
@@ -346,6 +351,10 @@ def list_(
             table.add_row(src, about)
         table.add_row(
             "path/to/file.csv | .parquet", "a file relative to the suite; give target:, optional categorical:, drop:"
+        )
+        table.add_row(
+            escape("openml:ID | openml:NAME[@VERSION]"),
+            "an OpenML dataset, cached in the data home; {openml_suite: ID} adds a whole suite",
         )
         console.print(table)
     elif what == "metrics":
@@ -403,8 +412,8 @@ def report(
     """Rebuild every report (results.csv, leaderboard.md, stats.json, summary.md, report.html) from the store alone."""
     from harness.report import OUTPUT_FILES, write_outputs
 
-    boards = write_outputs(out_dir, force=force)
-    _print_leaderboard(boards)
+    data = write_outputs(out_dir, force=force)
+    _print_leaderboard(data.boards)
     console.print("wrote " + ", ".join(str(out_dir / name) for name in OUTPUT_FILES), markup=False, soft_wrap=True)
 
 
@@ -428,20 +437,116 @@ def check_data(
     force: Annotated[
         bool, typer.Option("--force", help="Write over files in --out that are not the harness's own outputs.")
     ] = False,
+    data_home: DataHome = None,
 ) -> None:
     """Compare NEW with --reference: schema, adversarial validation, per-feature and label drift. Exit 1 on shift."""
-    from harness.drift import check_data as compute_drift
-    from harness.drift import rich_table, write_report
+    from harness.drift.check import check_data as compute_drift
+    from harness.drift.render import rich_table, write_report
     from harness.fileio import check_set_targets
+    from harness.openml import using_data_home
 
     check_set_targets(out, ("check-data.md", "check-data.json"), force, "--out")  # bad --out costs nothing
-    drift = compute_drift(new, reference, target=target, categorical=tuple(categorical or ()), seed=seed)
+    with using_data_home(data_home):  # openml: sources load from it
+        drift = compute_drift(new, reference, target=target, categorical=tuple(categorical or ()), seed=seed)
     if drift.features:
         console.print(rich_table(drift))
     console.print(f"[bold {'red' if drift.shift else 'green'}]{escape(drift.verdict)}[/]", soft_wrap=True)
     md, js = write_report(drift, out, force=force)
     console.print(f"wrote {md} and {js}", markup=False)
     raise typer.Exit(drift.exit_code)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="OpenML data in the data home: fetch it for offline use, list it.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+@_guard
+def data_fetch(
+    target: Annotated[
+        str, typer.Argument(metavar="SUITE", help="A suite file, or an OpenML suite id or alias (99, OpenML-CC18).")
+    ],
+    max_rows: Annotated[
+        int | None, typer.Option("--max-rows", min=1, help="With an OpenML suite: skip datasets with more rows.")
+    ] = None,
+    max_features: Annotated[
+        int | None,
+        typer.Option("--max-features", min=1, help="With an OpenML suite: skip datasets with more features."),
+    ] = None,
+    data_home: DataHome = None,
+) -> None:
+    """Download every OpenML dataset a suite needs into the data home; copy that folder to an offline machine."""
+    from harness import openml
+
+    home = openml.data_home(data_home)
+    wanted, skipped = openml.fetch_targets(target, home, max_rows, max_features)
+    for line in skipped:
+        console.print(f"skipped: {line}", markup=False, soft_wrap=True)
+    failed: list[str] = []
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task("fetching", total=len(wanted))
+        for which in wanted:
+            progress.update(bar, description=f"openml:{which}" if isinstance(which, int) else str(which))
+            try:
+                got = openml.fetch_dataset(which, home)
+            except openml.Unreachable:  # the server is out of reach: the rest would fail alike
+                raise
+            except HarnessError as exc:  # this dataset only (not found, sparse, damaged): go on
+                failed.append(str(exc))
+            else:
+                progress.console.print(f"{got.label}: {len(got.frame):,} rows", markup=False)
+            progress.advance(bar)
+        progress.update(bar, description="fetched")
+    for line in failed:
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{len(wanted) - len(failed)} of {len(wanted)} datasets in {home} "
+        f"({_size(openml.cache_bytes(home))} cached); {len(skipped)} skipped",
+        markup=False,
+    )
+    raise typer.Exit(2 if failed else 0)
+
+
+@data_app.command("list")
+@_guard
+def data_list(data_home: DataHome = None) -> None:
+    """Show the OpenML datasets and suite listings cached in the data home, and their size on disk."""
+    from harness import openml
+
+    home = openml.data_home(data_home)
+    datasets, suites = openml.cached_datasets(home), openml.cached_suites(home)
+    if suites:
+        table = Table(title=f"OpenML suites cached in {home}")
+        for col in ("suite", "name", "datasets", "size"):
+            table.add_column(col, justify="right" if col in ("datasets", "size") else "left")
+        for s in suites:
+            table.add_row(s.suite, s.name, str(s.n_datasets), _size(s.bytes))
+        console.print(table)
+    if datasets:
+        table = Table(title=f"OpenML datasets cached in {home}")
+        for col in ("id", "name", "version", "rows", "features", "data", "size"):
+            table.add_column(col, justify="left" if col in ("name", "data") else "right")
+        for d in datasets:
+            rows, feats = (f"{v:,}" if v is not None else "?" for v in (d.rows, d.features))
+            data = "cached" if d.has_data else "metadata only"
+            table.add_row(str(d.data_id), d.name, str(d.version), rows, feats, data, _size(d.bytes))
+        console.print(table)
+    console.print(
+        f"{len(datasets)} datasets, {len(suites)} suite listings, {_size(openml.cache_bytes(home))} in "
+        f"{home / 'openml'}",
+        markup=False,
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
 
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Baseline files for the regression gate (`harness check`).")
@@ -460,7 +565,7 @@ def baseline_save(
     ] = False,
 ) -> None:
     """Save DIR's current results as a baseline file (commit it; compare later runs with `harness check`)."""
-    from harness.baseline import save_baseline
+    from harness.baseline.file import save_baseline
 
     path = save_baseline(out_dir, to, force=force)
     console.print(f"wrote {path}", markup=False)
@@ -485,7 +590,7 @@ def check(
     ] = False,
 ) -> None:
     """Compare DIR with a baseline on the same folds; exit 1 when something regressed. Writes check.md/json."""
-    from harness.baseline import CheckOptions, check_run
+    from harness.baseline.check import CheckOptions, check_run
 
     options = CheckOptions(metric, tolerance, alpha, champion)
     raise typer.Exit(_print_check(check_run(out_dir, baseline, options, force=force)))
@@ -493,7 +598,7 @@ def check(
 
 def _print_check(result) -> int:
     """The check's table, mismatches and verdict; returns its exit code."""
-    from harness.baseline import check_table
+    from harness.baseline.render import check_table
 
     console.print(check_table(result))
     for m in result.mismatches:

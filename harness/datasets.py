@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -106,26 +107,48 @@ def fingerprint(
     return h.hexdigest()[:16]
 
 
-def load_dataset(spec: DatasetSpec, base_dir: Path | None = None, group: str | None = None, where: str = "") -> Dataset:
-    """Load one dataset of a suite; `where` prefixes errors (e.g. 'suite.yaml: datasets[2]')."""
+def load_dataset(
+    spec: DatasetSpec,
+    base_dir: Path | None = None,
+    group: str | None = None,
+    where: str = "",
+    data_home: Path | None = None,
+) -> Dataset:
+    """Load one dataset of a suite; `where` prefixes errors (e.g. 'suite.yaml: datasets[2]').
+
+    `data_home` is where OpenML data is cached (default: harness.openml.data_home()).
+    """
     where = where or f"datasets.{spec.name}"
     kind, _, rest = spec.source.partition(":")
     if spec.params and not (kind == "synthetic" and rest):  # only the generators take params
         raise DatasetError(
             f"{where}.params: {spec.source} takes no params (they configure synthetic:KIND generators only)"
         )
+    if kind == "dataframe":
+        if spec.frame is None:
+            raise DatasetError(
+                f"{where}.source: '{spec.source}' names a pandas DataFrame, which only a suite built in Python "
+                "(harness.run) can hold"
+            )
+        return _from_frame(spec, spec.frame, where, group, f"the DataFrame of dataset '{spec.name}'")
     if kind == "sklearn" and rest:
         X, y = _load_sklearn(rest, where)
     elif kind == "synthetic" and rest:
         X, y = _load_synthetic(rest, spec.params, where)
+    elif kind == "openml" and rest:
+        from harness.openml import load_openml  # OpenML, its cache and the network live there
+
+        return load_openml(spec, where, group, data_home)
     elif spec.source.lower().endswith(FILE_SUFFIXES):
         path = Path(spec.source)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        return _from_frame(spec, _read_file(path, where), where, group, str(path))
+        frame, unread = _read_columns(path, where, skip=set(spec.drop) - {spec.target, group})
+        return _from_frame(spec, frame, where, group, str(path), unread=unread)
     else:
         raise DatasetError(
-            f"{where}.source: cannot read '{spec.source}': use sklearn:NAME, synthetic:KIND, or a .csv/.parquet path"
+            f"{where}.source: cannot read '{spec.source}': use sklearn:NAME, synthetic:KIND, openml:ID, "
+            "openml:NAME[@VERSION], or a .csv/.parquet path"
         )
     frame = X.copy()
     target = "__target__"
@@ -216,33 +239,104 @@ def _load_synthetic(kind: str, params: dict[str, Any], where: str) -> tuple[pd.D
 
 
 def _read_file(path: Path, where: str) -> pd.DataFrame:
-    """A CSV or Parquet file as a frame, refusing what pandas would silently repair.
+    """A CSV or Parquet file as a frame, every column of it (see `_read_columns`)."""
+    return _read_columns(path, where)[0]
 
-    The header is read first, as written (csv module, Parquet schema): pandas renames a
-    repeated CSV column 'y' to 'y.1', and such a copy of the target became a feature.
+
+def _read_columns(
+    path: Path, where: str, skip: set[str] | frozenset[str] = frozenset()
+) -> tuple[pd.DataFrame, list[str]]:
+    """A CSV or Parquet file as a frame without the columns named in `skip`, and the names it skipped.
+
+    The header is read first, as written (csv module, Parquet schema), and refused when a
+    name repeats: pandas renames a repeated CSV column 'y' to 'y.1', and such a copy of
+    the target became a feature. Columns a suite drops are never read: on a wide file
+    they can be most of the time and memory of loading it.
     """
     if not path.is_file():
         raise DatasetError(f"{where}.source: file not found: {path}")
     csv_file = path.suffix.lower() == ".csv"
     names = _csv_header(path, where) if csv_file else _parquet_header(path, where)
     _check_unique(names, f"{where}.source: {path}")
+    unread = [n for n in names if n in skip]
+    columns = [n for n in names if n not in skip] if unread else None
     try:
         if csv_file:
-            # Rows wider than the header: by default pandas makes the extra leading field the
-            # index and shifts every name one column right (the values under 'y' would be
-            # those of the next column); index_col=False makes that a ParserWarning, and that an error.
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                frame = pd.read_csv(path, index_col=False)
+            frame = _read_csv(path, names, columns)
         else:
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(path, columns=columns, to_pandas_kwargs=_ARROW_TO_PANDAS)
+        _release_arrow_memory()
     except pd.errors.ParserWarning:
         raise DatasetError(
             f"{where}.source: {path}: the data rows have more fields than the header's {len(names)} column names"
         ) from None
     except Exception as exc:  # a parser's error names no file; ours does
         raise DatasetError(f"{where}.source: cannot read {path}: {_first_line(exc)}") from None
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True), unread
+
+
+def _read_csv(path: Path, names: list[str], columns: list[str] | None) -> pd.DataFrame:
+    """A CSV file through pyarrow's multithreaded reader, or pandas' C reader where the two could differ.
+
+    pyarrow's reader uses every core and, streamed, holds little more than the data (a
+    1,000,000 x 40 file: 0.8 GiB at its peak, pandas 1.45). Its result is kept only when
+    every column came out as numbers (or booleans without gaps), where both readers give
+    the same values; text, dates, empty columns, blank or padded header names and
+    malformed rows (which pandas pads, or refuses with our message) go to pandas, whose
+    behaviour the rest of this module was written against.
+    """
+    table = _arrow_csv(path, names, columns)
+    if table is not None:
+        return table.to_pandas(**_ARROW_TO_PANDAS)
+    # Rows wider than the header: by default pandas makes the extra leading field the
+    # index and shifts every name one column right (the values under 'y' would be
+    # those of the next column); index_col=False makes that a ParserWarning, and that an error.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return pd.read_csv(path, index_col=False, usecols=columns)
+
+
+# A column per block, each freed from the Arrow table as it is converted: loading then
+# holds the data about once, not twice (the table, then a copy consolidated by type).
+_ARROW_TO_PANDAS = {"split_blocks": True, "self_destruct": True}
+
+
+def _release_arrow_memory() -> None:
+    """Give back what pyarrow's allocator keeps after a read (the parse buffers, the table): as much as the data."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+def _arrow_csv(path: Path, names: list[str], columns: list[str] | None) -> Any:
+    """The file as a pyarrow Table when pyarrow reads it as pandas would; None otherwise."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:  # pandas' default missing-value strings, given to pyarrow (as pandas' own pyarrow engine does)
+        from pandas._libs.parsers import STR_NA_VALUES
+    except ImportError:  # moved in some pandas release: the C reader is always right
+        return None
+    if any(not str(n).strip() or n != n.strip() for n in names):  # pandas names blank ones 'Unnamed: i'
+        return None
+    nulls = sorted(STR_NA_VALUES)
+    options = pacsv.ConvertOptions(include_columns=columns, null_values=nulls, strings_can_be_null=True)
+    try:
+        # Streamed block by block: read_csv at once held the raw text, its parse and the table
+        # (1.5 GiB for a 0.3 GB table), the stream little more than the table. Types come from
+        # the first block; a column that changes type later raises, and pandas reads the file.
+        reader = pacsv.open_csv(path, convert_options=options)
+        table = pa.Table.from_batches(list(reader), schema=reader.schema)
+    except (pa.ArrowException, OSError, ValueError):  # short or long rows, bad bytes: pandas decides
+        return None
+    if table.column_names != (columns or names):
+        return None
+    for column in table.columns:
+        kind = column.type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        if not (numeric or (pa.types.is_boolean(kind) and column.null_count == 0)):
+            return None
+    return table
 
 
 def _first_line(exc: BaseException) -> str:
@@ -306,8 +400,12 @@ def _from_frame(
     source: str,
     builtin_target: str | None = None,
     keep_inf: bool = False,
+    unread: Collection[str] = (),
 ) -> Dataset:
-    """The Dataset of one loaded frame; `keep_inf` leaves inf in place (check-data counts them)."""
+    """The Dataset of one loaded frame; `keep_inf` leaves inf in place (check-data counts them).
+
+    `unread` names columns of the file that were dropped by not reading them.
+    """
     columns = [str(c) for c in frame.columns]
     _check_unique(columns, f"{where}: {source}")
     frame = frame.reset_index(drop=True)
@@ -320,7 +418,7 @@ def _from_frame(
         )
     for key, names in (("drop", spec.drop), ("categorical", spec.categorical)):
         for i, col in enumerate(names):
-            if col not in columns or col == builtin_target:
+            if (col not in columns and (key != "drop" or col not in unread)) or col == builtin_target:
                 raise DatasetError(
                     f"{where}.{key}[{i}]: column '{col}' not found in {source}{did_you_mean(col, columns)}"
                 )
@@ -346,7 +444,8 @@ def _from_frame(
         n = int(frame[group].isna().sum())
         raise DatasetError(f"{where}: group column '{group}' (cv.group) of {source} has {n} {_rows(n)} without a value")
     groups = frame[group].to_numpy() if group else None
-    X = frame.drop(columns=[spec.target, *spec.drop, *([group] if group else [])])
+    dropped = [c for c in spec.drop if c not in unread]
+    X = frame.drop(columns=[spec.target, *dropped, *([group] if group else [])])
     if X.shape[1] == 0:
         raise DatasetError(f"{where}: {source} has no feature columns left after target/drop")
     y_raw = frame[spec.target]
@@ -356,7 +455,7 @@ def _from_frame(
     categorical = [
         c for c in X.columns if c in spec.categorical or not pdt.is_numeric_dtype(X[c]) or pdt.is_bool_dtype(X[c])
     ]
-    X = _normalise_types(X, categorical)
+    X = _normalise_types(X, categorical, spec.dtype)
     return Dataset(spec.name, X, y, task, categorical, source, groups=groups, notes=notes, labels=labels)
 
 
@@ -457,16 +556,17 @@ def _target(y: pd.Series, task: str, where: str, name: str) -> tuple[np.ndarray,
     return codes.astype(np.int64), labels
 
 
-def _normalise_types(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
-    """Categoricals become string columns (NaN for missing), numerics become float64."""
-    X = X.copy()
-    for col in X.columns:
-        if col in categorical:
-            # pd.notna, not `v is np.nan`: pandas 3 hands back NaNs that are not the np.nan object,
-            # and str() of those made a category 'nan' instead of a missing value.
-            X[col] = X[col].astype(object).map(lambda v: str(v) if pd.notna(v) else np.nan)
-        else:
-            X[col] = X[col].astype(np.float64)
+def _normalise_types(X: pd.DataFrame, categorical: list[str], dtype: str = "float64") -> pd.DataFrame:
+    """Categoricals become string columns (NaN for missing), numerics `dtype` (float64 unless the suite says float32).
+
+    A numeric column already of that type is kept, not copied (copy-on-write): a large
+    file's data is held once.
+    """
+    X = X.astype({c: dtype for c in X.columns if c not in categorical})
+    for col in categorical:
+        # pd.notna, not `v is np.nan`: pandas 3 hands back NaNs that are not the np.nan object,
+        # and str() of those made a category 'nan' instead of a missing value.
+        X[col] = X[col].astype(object).map(lambda v: str(v) if pd.notna(v) else np.nan)
     return X
 
 

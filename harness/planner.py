@@ -37,6 +37,7 @@ from harness.engine import (
 )
 from harness.errors import DatasetError, EstimatorError, SuiteError
 from harness.metrics import METRICS, TASKS
+from harness.openml import expand_suite
 from harness.preprocess import Columns
 from harness.registry import DEFAULT_ALLOWED_MODULES, Resolved, Resolver, build
 from harness.spec import Suite, did_you_mean
@@ -57,6 +58,7 @@ class RunOptions:
     allow_modules: tuple[str, ...] = DEFAULT_ALLOWED_MODULES
     storage: str | None = None  # Optuna RDB URL; default sqlite:///<out>/studies.db
     cluster: str | None = None  # a Dask scheduler address, or local:N
+    data_home: Path | None = None  # OpenML cache; default HARNESS_DATA_HOME, else ~/.cache/harness
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -72,6 +74,7 @@ class Plan:
     out: Path = Path("reports")
     threads: int = 1
     storage: str = ""
+    skipped: list[str] = field(default_factory=list)  # OpenML suite datasets left out, with the reason
 
     @property
     def preload(self) -> tuple[str, ...]:
@@ -135,18 +138,31 @@ def prepare(suite: Suite, options: RunOptions | None = None) -> Plan:
     With `seeds:`, the plan holds every seed's folds: each seed is the single-seed suite.
     """
     options = options or RunOptions()
-    plans = [_prepare_one(suite.for_seed(s), options, suite.seed_list[0]) for s in suite.seed_list]
+    expanded = expand_suite(suite, options.data_home)  # openml_suite entries become openml:ID datasets
+    suite = expanded.suite
+    cache: dict[str, Dataset | DatasetError] = {}  # the data does not depend on the seed: loaded once
+    plans = [
+        _prepare_one(suite.for_seed(s), options, suite.seed_list[0], expanded.where, cache) for s in suite.seed_list
+    ]
     first = plans[0]
     steps = {k: v for p in plans for k, v in p.steps.items()}
-    return replace(first, suite=suite, tasks=[t for p in plans for t in p.tasks], steps=steps)
+    skipped = [str(s) for s in expanded.skipped]
+    return replace(first, suite=suite, tasks=[t for p in plans for t in p.tasks], steps=steps, skipped=skipped)
 
 
-def _prepare_one(suite: Suite, options: RunOptions, first_seed: int) -> Plan:
+def _prepare_one(
+    suite: Suite,
+    options: RunOptions,
+    first_seed: int,
+    where: dict[str, str] | None = None,
+    cache: dict[str, Dataset | DatasetError] | None = None,
+) -> Plan:
     label = suite.label
+    where = where or {}
     problems: list[str] = []
     problems += _check_filter(label, "--dataset", options.datasets, [d.name for d in suite.datasets])
     problems += _check_filter(label, "--estimator", options.estimators, [e.name for e in suite.estimators])
-    loaded = _load_datasets(suite, options, problems)
+    loaded = _load_datasets(suite, options, problems, where, cache)
     resolved = _resolve_estimators(suite, options, {d.task for d in loaded.values()}, problems)
     splits = {}
     for i, spec in enumerate(suite.datasets):
@@ -154,9 +170,8 @@ def _prepare_one(suite: Suite, options: RunOptions, first_seed: int) -> Plan:
             try:
                 splits[spec.name] = make_splits(loaded[spec.name], suite.cv, suite.seed)
             except ValueError as exc:  # too few rows (or members of a class) for the folds
-                problems.append(
-                    f"{label}: datasets[{i}]: cannot split for cv ({suite.cv.scheme}): {str(exc).splitlines()[0]}"
-                )
+                at = where.get(spec.name, f"datasets[{i}]")
+                problems.append(f"{label}: {at}: cannot split for cv ({suite.cv.scheme}): {str(exc).splitlines()[0]}")
     problems += _check_pretraining(suite, loaded)
     if problems:
         raise SuiteError(list(dict.fromkeys(problems)))
@@ -337,25 +352,49 @@ def _all_resolved(items: Any) -> Any:
 
 
 def explained(suite: Suite, split: Any, first_seed: int) -> bool:
-    """SHAP runs on the first repeat of the first seed: one explanation per row is enough."""
-    return suite.explain.enabled and split.repeat == 0 and suite.seed == first_seed
+    """SHAP runs on the first `explain.folds` folds of the first repeat of the first seed.
+
+    One explanation per row is enough, and a few folds per cell show what drives each model (and how much
+    that varies across folds) at a fraction of the cost. The folds are the same for every estimator, so the
+    report compares models on the same rows.
+    """
+    settings = suite.explain
+    return settings.enabled and split.repeat == 0 and split.fold < settings.folds and suite.seed == first_seed
 
 
-def _load_datasets(suite: Suite, options: RunOptions, problems: list[str]) -> dict[str, Dataset]:
-    """The datasets to run, plus any pretraining source a filter left out."""
+def _load_datasets(
+    suite: Suite,
+    options: RunOptions,
+    problems: list[str],
+    where: dict[str, str] | None = None,
+    cache: dict[str, Dataset | DatasetError] | None = None,
+) -> dict[str, Dataset]:
+    """The datasets to run, plus any pretraining source a filter left out.
+
+    `where` names each dataset's entry in the suite file (an OpenML suite entry stands for
+    several datasets); OpenML data comes from `options.data_home` (loaded here, on the
+    driver: cluster workers receive the loaded data and never need the data home).
+    """
     base_dir = suite.path.parent if suite.path else Path.cwd()
     sources = {e.pretrain.dataset for e in suite.estimators if e.pretrain is not None}
     sources |= {
         d.reference for d in suite.datasets if d.reference and (not options.datasets or d.name in options.datasets)
     }
     loaded: dict[str, Dataset] = {}
+    cache = {} if cache is None else cache
     for i, spec in enumerate(suite.datasets):
         if options.datasets and spec.name not in options.datasets and spec.name not in sources:
             continue
-        try:
-            loaded[spec.name] = load_dataset(spec, base_dir, suite.cv.group, where=f"datasets[{i}]")
-        except DatasetError as exc:
-            problems.append(f"{suite.label}: {exc}")
+        if spec.name not in cache:
+            try:
+                at = (where or {}).get(spec.name, f"datasets[{i}]")
+                cache[spec.name] = load_dataset(spec, base_dir, suite.cv.group, where=at, data_home=options.data_home)
+            except DatasetError as exc:
+                cache[spec.name] = exc
+        if isinstance(cache[spec.name], DatasetError):
+            problems.append(f"{suite.label}: {cache[spec.name]}")
+        else:
+            loaded[spec.name] = cache[spec.name]
     return loaded
 
 

@@ -211,6 +211,7 @@ def _settings(suite: Suite, options: RunOptions, plan: Plan, cluster: Any = None
         "metrics": {t: suite.metric_names(t) for t in TASKS},
         "primary": {t: suite.primary_metric(t) for t in TASKS},
         "environment": environment(suite),
+        **({"skipped_datasets": list(plan.skipped)} if plan.skipped else {}),  # OpenML suite datasets over its limits
     }
 
 
@@ -292,7 +293,9 @@ def check_references(plan: Plan, out: Path, store: Store, threads: int) -> list[
     The result goes to the store (the report shows it) and to OUT/check-data/<dataset>/.
     A shift does not fail the run: `harness check-data` is the gate.
     """
-    from harness.drift import compare, side_from_dataset, write_report
+    from harness.drift.check import compare
+    from harness.drift.render import write_report
+    from harness.drift.sides import side_from_dataset
 
     shifts, stored = [], store.checks()
     for spec in plan.suite.datasets:

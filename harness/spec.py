@@ -23,8 +23,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -161,6 +163,55 @@ class DatasetSpec(_Strict):
     # "missing" reads them as missing values (features: fold-local imputation; target: the
     # row is dropped, with a note). Columns named in `categorical` keep "inf" as a category.
     inf: Literal["error", "missing"] = "error"
+    # The type numeric features are held in: float32 halves their memory (scores may then
+    # differ in the last digits); it enters the fingerprint, so results are never mixed.
+    dtype: Literal["float64", "float32"] = "float64"
+
+    # Python API: a pandas DataFrame given as `source` (the source then reads "dataframe:NAME").
+    _frame: Any = PrivateAttr(default=None)
+
+    @property
+    def frame(self) -> Any:
+        """The DataFrame this dataset reads, when the suite came from Python with one; else None."""
+        return self._frame
+
+
+class OpenMLSuiteSpec(_Strict):
+    """A `datasets:` entry standing for every dataset of an OpenML benchmark suite.
+
+    Parsing does no I/O: the data layer (harness/openml.py) expands the entry into one
+    `openml:ID` dataset per suite dataset inside the limits, and lists the others as skipped.
+    """
+
+    openml_suite: int | str  # an id (99) or an alias (OpenML-CC18)
+    max_rows: int | None = Field(None, ge=1)  # OpenML's NumberOfInstances
+    max_features: int | None = Field(None, ge=1)  # OpenML's NumberOfFeatures (the target counts)
+
+    @field_validator("openml_suite", mode="before")
+    @classmethod
+    def _id_or_alias(cls, v: Any) -> Any:
+        """One message for a bad value (the int | str union would give one per member)."""
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+            return v
+        if isinstance(v, str) and _PLAIN_NAME.fullmatch(v) and len(v) <= 100 and not (v.isdigit() and int(v) < 1):
+            return int(v) if v.isdigit() else v
+        raise ValueError(f"{_quote(v)} is not an OpenML suite id (a whole number >= 1) or alias (e.g. OpenML-CC18)")
+
+
+def _entry_kind(value: Any) -> str:
+    """Which model a `datasets:` entry is: a mapping with `openml_suite` is a suite, anything else a dataset."""
+    if isinstance(value, dict):
+        return "openml_suite" if "openml_suite" in value else "dataset"
+    return "openml_suite" if isinstance(value, OpenMLSuiteSpec) else "dataset"
+
+
+# A `datasets:` entry. pydantic puts the tag into error locations (datasets.0.dataset.source);
+# _describe leaves it out and _model_at uses it to suggest the entry's own keys.
+DatasetEntry = Annotated[
+    Annotated[DatasetSpec, Tag("dataset")] | Annotated[OpenMLSuiteSpec, Tag("openml_suite")],
+    Discriminator(_entry_kind),
+]
+_ENTRY_TAGS: dict[str, type[BaseModel]] = {"dataset": DatasetSpec, "openml_suite": OpenMLSuiteSpec}
 
 
 class TuneSpec(_Strict):
@@ -265,12 +316,18 @@ class AnalysisSpec(_Strict):
 
 
 class ExplainSpec(_Strict):
-    """SHAP values per fold (first repeat), on a seeded sample of each fold's test rows."""
+    """SHAP values on a seeded sample of the test rows of a few folds (first repeat of the first seed).
+
+    Explaining every fold cost up to half the fit time for little more insight: the first `folds` folds of
+    every (dataset, estimator) cell are explained (the same folds for every estimator, so models stay paired),
+    each with more rows.
+    """
 
     enabled: bool = True
-    budget_share: float = Field(0.15, ge=0, le=10)  # of the fold's training (fit + tuning) time...
-    min_s: float = Field(0.1, ge=0, le=MAX_SECONDS)  # ...but at least this many seconds per fold
-    max_rows: int = Field(200, ge=1, le=10_000_000)
+    folds: int = Field(2, ge=1, le=1000)  # folds 0..folds-1 of the first repeat are explained
+    budget_share: float = Field(0.1, ge=0, le=10)  # of an explained fold's training (fit + tuning) time...
+    min_s: float = Field(0.05, ge=0, le=MAX_SECONDS)  # ...but at least this many seconds per explained fold
+    max_rows: int = Field(500, ge=1, le=10_000_000)
 
 
 class RobustnessSpec(_Strict):
@@ -321,7 +378,7 @@ class Suite(_Strict):
     explain: ExplainSpec = Field(default_factory=ExplainSpec)
     robustness: RobustnessSpec | None = None
     champion: str | None = None  # the production model: `harness check` fails when it stops being best
-    datasets: list[DatasetSpec] = Field(min_length=1)
+    datasets: list[DatasetEntry] = Field(min_length=1)  # datasets, and OpenML suites (expanded by the data layer)
     estimators: list[EstimatorSpec] = Field(min_length=1)
 
     _path: Path | None = PrivateAttr(default=None)
@@ -388,6 +445,7 @@ def parse_suite(raw: Any, label: str = "<suite>", path: Path | None = None) -> S
     """Validate an already-parsed mapping (the Python API's entry point)."""
     if not isinstance(raw, dict):
         raise SuiteError([f"{label}: the suite must be a mapping with keys name, datasets, estimators, ..."])
+    raw, frames = _frame_sources(raw)
     problem = _shape_problem(raw)
     if problem:
         raise SuiteError([f"{label}: {problem}"])
@@ -396,10 +454,30 @@ def parse_suite(raw: Any, label: str = "<suite>", path: Path | None = None) -> S
     except ValidationError as exc:
         raise SuiteError([f"{label}: {_describe(err)}" for err in exc.errors()]) from None
     suite._path = path
+    for i, frame in frames.items():
+        suite.datasets[i]._frame = frame
     problems = [f"{label}: {p}" for p in check_consistency(suite)]
     if problems:
         raise SuiteError(problems)
     return suite
+
+
+def _frame_sources(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[int, Any]]:
+    """Take DataFrame `source`s out of a suite built in Python (the caller's dict is not changed).
+
+    Each becomes the text "dataframe:NAME" for validation and the run record; the frame
+    itself rides on the parsed DatasetSpec, by position.
+    """
+    entries = raw.get("datasets")
+    if not isinstance(entries, list):
+        return raw, {}
+    frames, copied = {}, list(entries)
+    for i, entry in enumerate(entries):
+        source = entry.get("source") if isinstance(entry, dict) else None
+        if type(source).__name__ == "DataFrame" and type(source).__module__.startswith("pandas"):
+            frames[i] = source
+            copied[i] = {**entry, "source": f"dataframe:{entry.get('name', i)}"}
+    return ({**raw, "datasets": copied}, frames) if frames else (raw, {})
 
 
 class _BadShape(Exception):
@@ -527,8 +605,11 @@ def _loc(loc: tuple[Any, ...]) -> str:
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that owns the mapping at `loc` (for did-you-mean on keys)."""
     cls: type[BaseModel] | None = Suite
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
+            continue
+        if _is_entry_tag(loc, i):
+            cls = _ENTRY_TAGS[part]
             continue
         field = cls.model_fields.get(part) if cls else None
         if field is None:
@@ -548,12 +629,18 @@ def _inner_model(tp: Any) -> type[BaseModel] | None:
     return None
 
 
+def _is_entry_tag(loc: tuple[Any, ...], i: int) -> bool:
+    """Whether loc[i] is the tag pydantic adds after a `datasets:` index (not a key of the file)."""
+    return i == 2 and loc[0] == "datasets" and isinstance(loc[1], int) and loc[i] in _ENTRY_TAGS
+
+
 def _describe(err: dict[str, Any]) -> str:
-    loc = tuple(err["loc"])
+    tagged = tuple(err["loc"])
+    loc = tuple(part for i, part in enumerate(tagged) if not _is_entry_tag(tagged, i))
     where = _loc(loc)
     kind = err["type"]
     if kind == "extra_forbidden":
-        owner = _model_at(loc[:-1])
+        owner = _model_at(tagged[:-1])
         hint = did_you_mean(loc[-1], owner.model_fields) if owner else ""
         return f"{where}: unknown key{hint}"
     if kind == "missing":
@@ -568,7 +655,8 @@ def _describe(err: dict[str, Any]) -> str:
 def check_consistency(suite: Suite) -> list[str]:
     """Cross-field checks pydantic cannot express; each problem names its key path."""
     problems: list[str] = []
-    problems += _duplicates("datasets", [d.name for d in suite.datasets])
+    named = [(i, d) for i, d in enumerate(suite.datasets) if isinstance(d, DatasetSpec)]  # not OpenML suites
+    problems += _duplicates("datasets", [d.name for _, d in named], [i for i, _ in named])
     problems += _duplicates("estimators", [e.name for e in suite.estimators])
     for task in (CLASSIFICATION, REGRESSION):
         names = suite.metric_names(task)
@@ -585,7 +673,7 @@ def check_consistency(suite: Suite) -> list[str]:
     for key, seed in seeds:
         if seed + suite.cv.repeats - 1 > MAX_SEED:  # repeat r splits with seed + r
             problems.append(f"{key}: {seed} + cv.repeats - 1 exceeds the largest seed ({MAX_SEED})")
-    dataset_names = [d.name for d in suite.datasets]
+    dataset_names = [d.name for _, d in named]
     for i, e in enumerate(suite.estimators):
         if e.pretrain is not None and e.pretrain.dataset not in dataset_names:
             problems.append(
@@ -594,7 +682,7 @@ def check_consistency(suite: Suite) -> list[str]:
             )
         if (e.pretrain is None) != (e.finetune is None):
             problems.append(f"estimators[{i}]: pretrain and finetune go together (finetune: all | head)")
-    for i, d in enumerate(suite.datasets):
+    for i, d in named:
         if d.reference is not None and d.reference == d.name:
             problems.append(f"datasets[{i}].reference: a dataset cannot be its own reference ('{d.name}')")
         elif d.reference is not None and d.reference not in dataset_names:
@@ -611,10 +699,11 @@ def check_consistency(suite: Suite) -> list[str]:
     return problems
 
 
-def _duplicates(key: str, names: list[str]) -> list[str]:
+def _duplicates(key: str, names: list[str], indexes: list[int] | None = None) -> list[str]:
+    """Names given twice; `indexes` are the names' positions in the list when they are not 0, 1, 2, ..."""
     seen: dict[str, int] = {}
     out = []
-    for i, name in enumerate(names):
+    for i, name in zip(indexes or range(len(names)), names, strict=True):
         if name in seen:
             out.append(f"{key}[{i}].name: duplicate name '{name}' (also {key}[{seen[name]}])")
         seen.setdefault(name, i)

@@ -3,8 +3,8 @@
 Only the driver writes (workers return results), so there is one writer and no
 locking dance. Every row carries its content key; a rerun skips keys already present
 and `INSERT OR REPLACE` means a key never appears twice. Out-of-fold predictions are
-stored beside the rows as `.npy` bytes (never pickle), so analysis and reports
-rebuild from this file alone, without refitting. Studies and pretraining fits are
+stored beside the rows in a compact binary form (never pickle; see `pack`), so
+analysis and reports rebuild from this file alone, without refitting. Studies and pretraining fits are
 recorded too (status, cause, where and when they ran).
 
 The file carries a schema version, checked when it is opened, before anything is
@@ -18,7 +18,9 @@ import functools
 import io
 import json
 import sqlite3
+import struct
 import time
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from harness.errors import StoreError
 
 __all__ = ["ERROR", "FAILED", "OK", "SCHEMA_VERSION", "SKIPPED", "TIMEOUT", "FoldResult", "StepResult", "Store"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,15 +64,6 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 """
 
-# What each older schema version lacks, applied in order (version N -> N + 1).
-_MIGRATIONS = {
-    1: """
-ALTER TABLE runs ADD COLUMN reason TEXT;
-ALTER TABLE results ADD COLUMN worker TEXT;
-ALTER TABLE results ADD COLUMN started REAL;
-ALTER TABLE results ADD COLUMN finished REAL;
-""",
-}
 _TABLES = ("meta", "runs", "results")
 
 
@@ -91,8 +84,122 @@ def _npy(arr: np.ndarray | None) -> bytes | None:
     return buf.getvalue()
 
 
-def _from_npy(blob: bytes | None) -> np.ndarray | None:
-    return None if blob is None else np.load(io.BytesIO(blob), allow_pickle=False)
+# ---------------------------------------------------------------- compact predictions (schema 3)
+
+# A packed array: MAGIC, the header's length (uint32), a JSON header, then zlib of the stored bytes.
+_MAGIC = b"HZP\x01"
+_NPY_MAGIC = b"\x93NUMPY"
+_LEVEL = 3  # zlib: level 3 is within 2% of level 6's size at half its time
+
+
+def pack(arr: np.ndarray | None, float32: bool = False) -> bytes | None:
+    """An out-of-fold array in few bytes: 7.4 per prediction of a binary classifier, where .npy took 40.
+
+    Integers are stored in the narrowest type that holds them; an ascending integer
+    vector (test indices) as its first value and the differences (mostly 1 to 5, one
+    byte each). Floats keep their type unless `float32` (probabilities: float32's 7
+    digits are more than any metric reads; they come back as float64). Bytes are then
+    shuffled (all first bytes, then all second bytes...: a float's sign and exponent
+    bytes repeat, so zlib finds them) and compressed. Integers and float64 values come
+    back exactly; anything else (text labels) is stored as .npy.
+    """
+    if arr is None:
+        return None
+    a = np.asarray(arr)
+    if a.dtype.kind not in "biuf" or a.dtype.byteorder == ">":
+        return _npy(a)
+    head: dict[str, Any] = {"dtype": a.dtype.str, "shape": list(a.shape)}
+    flat = a.ravel()
+    if a.dtype.kind in "iu" and a.ndim == 1 and flat.size > 1 and bool(np.all(flat[1:] >= flat[:-1])):
+        head["codec"], head["first"] = "delta", int(flat[0])
+        stored = _narrow(np.diff(flat.astype(np.int64)))
+    elif a.dtype.kind in "biu":
+        head["codec"] = "int"
+        stored = _narrow(flat.astype(np.int64)) if a.dtype != np.uint64 else flat
+    else:
+        head["codec"] = "float"
+        stored = flat.astype(np.float32) if float32 and a.dtype.itemsize > 4 else flat
+    head["stored"] = stored.dtype.str
+    header = json.dumps(head).encode()
+    return _MAGIC + struct.pack("<I", len(header)) + header + zlib.compress(_shuffle(stored), _LEVEL)
+
+
+def unpack(blob: bytes | None) -> np.ndarray | None:
+    """The array `pack` stored (or one stored as .npy by schema 2 and earlier)."""
+    if blob is None:
+        return None
+    blob = bytes(blob)
+    if blob.startswith(_NPY_MAGIC):
+        return np.load(io.BytesIO(blob), allow_pickle=False)
+    if not blob.startswith(_MAGIC):
+        raise sqlite3.DatabaseError("a prediction blob in an unknown format")
+    (length,) = struct.unpack_from("<I", blob, len(_MAGIC))
+    start = len(_MAGIC) + 4
+    head = json.loads(blob[start : start + length])
+    shape = tuple(head["shape"])
+    size = int(np.prod(shape, dtype=np.int64))
+    stored_dtype = np.dtype(head["stored"])
+    count = size - 1 if head["codec"] == "delta" else size
+    stored = _unshuffle(zlib.decompress(blob[start + length :]), stored_dtype, count)
+    if head["codec"] == "delta":
+        values = np.empty(size, dtype=np.int64)
+        values[0] = head["first"]
+        np.cumsum(stored, dtype=np.int64, out=values[1:])
+        values[1:] += head["first"]
+        stored = values
+    return stored.astype(np.dtype(head["dtype"]), copy=False).reshape(shape)
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """int64 values in the narrowest integer type that holds them all."""
+    if values.size == 0:
+        return values.astype(np.uint8)
+    low, high = int(values.min()), int(values.max())
+    for kind in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32):
+        info = np.iinfo(kind)
+        if info.min <= low and high <= info.max:
+            return values.astype(kind)
+    return values
+
+
+def _shuffle(a: np.ndarray) -> bytes:
+    a = np.ascontiguousarray(a)
+    if a.itemsize == 1:
+        return a.tobytes()
+    return a.view(np.uint8).reshape(-1, a.itemsize).T.tobytes()
+
+
+def _unshuffle(raw: bytes, dtype: np.dtype, count: int) -> np.ndarray:
+    planes = np.frombuffer(raw, dtype=np.uint8)
+    if dtype.itemsize == 1:
+        return planes.view(dtype)[:count]
+    return planes.reshape(dtype.itemsize, count).T.copy().view(dtype).ravel()
+
+
+def _compact_predictions(db: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: every stored prediction re-packed (.npy -> `pack`), one fold at a time."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'predictions'").fetchone() is None:
+        return  # a store from before predictions were kept: the table is created as it is now
+    keys = [k for (k,) in db.execute("SELECT key FROM predictions")]
+    for key in keys:
+        row = db.execute("SELECT test_index, y_true, y_pred, proba FROM predictions WHERE key = ?", (key,)).fetchone()
+        index, y_true, y_pred, proba = (unpack(b) for b in row)
+        db.execute(
+            "UPDATE predictions SET test_index = ?, y_true = ?, y_pred = ?, proba = ? WHERE key = ?",
+            (pack(index), pack(y_true), pack(y_pred), pack(proba, float32=True), key),
+        )
+
+
+# What each older schema version lacks, applied in order (version N -> N + 1): SQL, or a function of the connection.
+_MIGRATIONS: dict[int, Any] = {
+    1: """
+ALTER TABLE runs ADD COLUMN reason TEXT;
+ALTER TABLE results ADD COLUMN worker TEXT;
+ALTER TABLE results ADD COLUMN started REAL;
+ALTER TABLE results ADD COLUMN finished REAL;
+""",
+    2: _compact_predictions,
+}
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
@@ -170,7 +277,11 @@ class Store:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             for version in range(found, SCHEMA_VERSION):
-                for statement in filter(str.strip, _MIGRATIONS[version].split(";")):
+                step = _MIGRATIONS[version]
+                if callable(step):
+                    step(self.db)
+                    continue
+                for statement in filter(str.strip, step.split(";")):
                     self.db.execute(statement)
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
@@ -275,7 +386,7 @@ class Store:
         if r.y_pred is not None:
             self.db.execute(
                 "INSERT OR REPLACE INTO predictions VALUES (?,?,?,?,?)",
-                (r.key, _npy(r.test_index), _npy(r.y_true), _npy(r.y_pred), _npy(r.proba)),
+                (r.key, pack(r.test_index), pack(r.y_true), pack(r.y_pred), pack(r.proba, float32=True)),
             )
         else:
             self.db.execute("DELETE FROM predictions WHERE key = ?", (r.key,))
@@ -318,11 +429,16 @@ class Store:
         return {k for (k,) in rows}
 
     def results(self, keys: set[str] | None = None) -> pd.DataFrame:
-        """One row per fold, metrics expanded to columns; only `keys` when given."""
+        """One row per fold, metrics expanded to columns; only `keys` when given.
+
+        Typed: the JSON columns (extra, config, notes, versions) come back as dicts, so no
+        reader parses them again.
+        """
         frame = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, estimator, repeat, fold", self.db)
         if keys is not None:
             frame = frame[frame["key"].isin(keys)].reset_index(drop=True)
-        frame["extra"] = [json.loads(e) if e else {} for e in frame["extra"]]
+        for col in ("extra", "config", "notes", "versions"):
+            frame[col] = [json.loads(v) if v else {} for v in frame[col]]
         metrics = pd.DataFrame([json.loads(m) for m in frame["metrics"]], index=frame.index)
         return pd.concat([frame.drop(columns=["metrics"]), metrics], axis=1)
 
@@ -338,7 +454,7 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return dict(zip(("test_index", "y_true", "y_pred", "proba"), map(_from_npy, row), strict=True))
+        return dict(zip(("test_index", "y_true", "y_pred", "proba"), map(unpack, row), strict=True))
 
     def explanations(self, keys: Iterable[str]) -> dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]:
         """Stored SHAP values by fold key (arrays and metadata), for the keys that have them."""

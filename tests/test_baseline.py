@@ -9,6 +9,7 @@ from the corrected t-test written out here, never from harness.baseline itself.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sqlite3
@@ -272,3 +273,99 @@ def test_run_with_baseline_runs_and_checks_in_one_step(runs, tmp_path, cli):
     assert code == 1 and "regressed" in out and (tmp_path / "new" / "check.md").is_file()
     code, _, err = cli("run", path, "--out", tmp_path / "never", "--baseline", tmp_path / "missing.json")
     assert code == 2 and "missing.json" in err and not (tmp_path / "never").exists()  # refused before fitting
+
+
+# ---------------------------------------------------------------- the gate and the renderer alone (no run)
+
+
+def _dict(scores: list[float | None], fingerprint: str = "fp", metric: str = "accuracy") -> dict:
+    """A two-dataset baseline dict by hand: 'd' holds one cell 'm' with these fold scores (None = failed fold)."""
+    task = "classification" if metric == "accuracy" else "regression"
+    folds = [
+        {"seed": 0, "repeat": 0, "fold": i, "n_train": 80, "n_test": 20, "status": "error"}
+        | ({} if s is None else {"status": "ok", "scores": {metric: s}})
+        for i, s in enumerate(scores)
+    ]
+    return {
+        "format": "harness-baseline",
+        "suite": "s",
+        "metrics": {metric: {"task": task, "greater_is_better": metric == "accuracy"}},
+        "primary": {task: metric},
+        "datasets": {"d": {"task": task, "fingerprint": fingerprint, "split": {"scheme": "kfold", "seeds": [0]}}},
+        "cells": {"d": {"m": {"config": {}, "folds": folds}}},
+    }
+
+
+BASE = [0.80, 0.82, 0.85, 0.79, 0.84]
+NOISE = np.array([0.004, -0.003, 0.002, -0.004, 0.001])
+
+
+@pytest.mark.parametrize(
+    ("shift", "metric", "verdict"),
+    [
+        (-0.05, "accuracy", "regressed"),
+        (0.05, "accuracy", "improved"),
+        (0.002, "accuracy", "unchanged"),  # within the fold noise
+        (0.05, "rmse", "regressed"),  # lower is better: a rise is worse
+        (-0.05, "rmse", "improved"),
+    ],
+)
+def test_gate_verdict_matches_the_corrected_t_test_by_hand(shift, metric, verdict):
+    from harness.baseline.gate import compare
+
+    current = list(np.array(BASE) + shift + NOISE)
+    result = compare(_dict(BASE, metric=metric), _dict(current, metric=metric), CheckOptions(tolerance=0.0))
+    (comp,) = result.comparisons
+    sign = 1 if metric == "accuracy" else -1
+    t, p_worse = _hand_corrected(sign * (shift + NOISE), 80, 20)
+    assert comp.test == "paired (corrected t)" and comp.n_pairs == 5
+    assert comp.t == pytest.approx(t) and comp.p_worse == pytest.approx(p_worse)
+    assert comp.verdict == verdict and result.exit_code == (verdict == "regressed")
+
+
+@pytest.mark.parametrize(
+    ("current", "fingerprint", "test", "verdict"),
+    [
+        ([None, *BASE[1:]], "fp", "paired (corrected t)", "regressed"),  # a fold ok before now fails
+        (BASE, "changed", "unpaired (Welch)", "unchanged"),  # other rows: never paired, labelled
+        ([0.8, None, None, None, None], "fp", "none", "regressed"),  # too few folds, but folds lost
+    ],
+)
+def test_gate_pairing_and_failed_folds(current, fingerprint, test, verdict):
+    from harness.baseline.gate import compare
+
+    result = compare(_dict(BASE), _dict(current, fingerprint=fingerprint), CheckOptions())
+    (comp,) = result.comparisons
+    assert (comp.test, comp.verdict) == (test, verdict)
+    assert [m.kind for m in result.mismatches] == (["fingerprint"] if fingerprint != "fp" else [])
+
+
+def test_render_only_formats_the_result_objects():
+    from rich.console import Console
+
+    from harness.baseline.render import check_markdown, check_table
+    from harness.baseline.result import ChampionCheck, CheckResult, Comparison, Mismatch
+
+    comps = [
+        Comparison("d|1", "m", "rmse", False, "paired (corrected t)", "unchanged", "why", 0.0, 0.05),
+        Comparison("d", "m", "accuracy", True, "x", "regressed", "a|b", 0.0, 0.05, 0.5, 0.25, -0.25, p_worse=3e-5),
+    ]
+    result = CheckResult(
+        "s",
+        "b.json",
+        comps,
+        [Mismatch("split", "warning", "changed", "d")],
+        [ChampionCheck("d", "m", "accuracy", "worse", best="n|2", detail="behind")],
+        CheckOptions(champion="m"),
+        "rule",
+    )
+    md = check_markdown(result)
+    assert md.startswith("## harness check: s\n\n**REGRESSED (1 regressed, 0 improved, 1 unchanged, 1 mismatches)")
+    assert md.index("### Regressions (1)") < md.index("### Unchanged (1)") < md.index("### Champion: m")
+    assert "| d | m | accuracy | 0.5000 | 0.2500 | -0.2500 | <0.0001 | x | regressed | a\\|b |" in md
+    assert "| d\\|1 | m | rmse ↓ | — | — | — | — | paired (corrected t) | unchanged | why |" in md
+    assert "| d | worse | n\\|2 | behind |" in md and "- **split** (warning) d: changed" in md
+    console = Console(width=250, file=io.StringIO())
+    console.print(check_table(result))
+    rows = [line for line in console.file.getvalue().splitlines() if "│ d" in line]
+    assert [("regressed" in r, "unchanged" in r) for r in rows] == [(True, False), (False, True)]

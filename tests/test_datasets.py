@@ -275,3 +275,121 @@ def test_inf_missing_runs_and_scores_the_folds(cli, tmp_path: Path) -> None:
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 2 and (results["status"] == "ok").all()
     assert results["r2"].notna().all()
+
+
+# ---------------------------------------------------------------- fast loading: pyarrow's reader, columns, dtype
+
+READER_CASES = {
+    "numeric": "a,b,y\n1,0.5,0\n2,1.5,1\n3,-2.25,0\n4,1e-300,1\n",
+    "missing": "a,b,y\n1,,0\n,NA,1\n3,nan,0\n4,NULL,1\n5,#N/A,0\n",
+    "padded": "a,b,y\n 1, 0.5,0\n2 ,1.5 ,1\n3,2,0\n",
+    "quoted": 'a,b,y\n"1","0.5",0\n"2","1.5",1\n3,2,0\n',
+    "digits": "a,b,y\n0.1000000000000000055511151231257827,3.141592653589793238,0\n1,2,1\n2,3,0\n",
+    "huge-int": "a,b,y\n9223372036854775808,1,0\n1,2,1\n2,3,0\n",
+    "text": "a,b,y\nx,1,0\ny,2,1\n,3,0\n",
+    "dates": "a,b,y\n2024-01-01,1,0\n2024-01-02,2,1\n2024-01-03,3,0\n",
+    "booleans": "a,b,y\nTrue,1,0\nFalse,2,1\nTrue,3,0\n",
+    "booleans-gap": "a,b,y\nTrue,1,0\n,2,1\nFalse,3,0\n",
+    "empty-column": "a,b,y\n,1,0\n,2,1\n,3,0\n",
+    "bom-crlf": "\ufeffa,b,y\r\n1,2,0\r\n3,4,1\r\n\r\n5,6,0\r\n",
+    "short-row": "a,b,y\n1,2,0\n3,4\n5,6,1\n",
+    "blank-name": "a,,y\n1,2,0\n3,4,1\n5,6,0\n",
+    "None-text": "a,b,y\nNone,1,0\n2,2,1\n3,3,0\n",
+}
+
+
+@pytest.mark.parametrize("text", READER_CASES.values(), ids=READER_CASES.keys())
+def test_pyarrow_reader_gives_what_pandas_c_reader_gives(tmp_path: Path, monkeypatch, text: str) -> None:
+    """Whichever reader a file takes, the dataset is the same: values, types, categories, fingerprint."""
+    import harness.datasets as datasets
+
+    path = tmp_path / "d.csv"
+    path.write_bytes(text.encode())
+    spec = DatasetSpec(name="d", source=str(path), target="y", task="classification")
+    fast = load_dataset(spec)
+    monkeypatch.setattr(datasets, "_arrow_csv", lambda *args: None)
+    reference = load_dataset(spec)
+    pd.testing.assert_frame_equal(fast.X, reference.X)
+    np.testing.assert_array_equal(fast.y, reference.y)
+    assert (fast.categorical, fast.fingerprint) == (reference.categorical, reference.fingerprint)
+
+
+def test_a_numeric_csv_is_read_by_pyarrow(tmp_path: Path, monkeypatch) -> None:
+    import harness.datasets as datasets
+
+    path = tmp_path / "d.csv"
+    path.write_text(READER_CASES["numeric"])
+    seen = []
+    arrow = datasets._arrow_csv
+    monkeypatch.setattr(datasets, "_arrow_csv", lambda *args: seen.append(arrow(*args)) or seen[-1])
+    load_dataset(DatasetSpec(name="d", source=str(path), target="y"))
+    assert isinstance(seen[0], pa.Table)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_dropped_columns_are_not_read(tmp_path: Path, monkeypatch, suffix: str) -> None:
+    import harness.datasets as datasets
+
+    frame = pd.DataFrame({"a": [1.0, 2, 3, 4], "junk": ["x", "y", "z", "w"], "g": [1, 1, 2, 2], "y": [0, 1, 0, 1]})
+    path = tmp_path / f"d{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    read = []
+    original = datasets._read_columns
+    monkeypatch.setattr(datasets, "_read_columns", lambda *a, **k: read.append(original(*a, **k)) or read[-1])
+    spec = DatasetSpec(name="d", source=str(path), target="y", drop=["junk", "g"])
+    ds = load_dataset(spec, group="g")  # a dropped group column is still read: the splits need it
+    assert list(read[0][0].columns) == ["a", "g", "y"] and read[0][1] == ["junk"]
+    assert list(ds.X.columns) == ["a"] and list(ds.groups) == [1, 1, 2, 2]
+    with pytest.raises(DatasetError, match=r"drop\[1\]: column 'nope' not found"):
+        load_dataset(spec.model_copy(update={"drop": ["junk", "nope"]}))
+
+
+def test_float32_halves_the_features_and_changes_the_fingerprint(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,c,y\n" + "".join(f"{i / 3},{i % 4},x{i % 2},{i % 2}\n" for i in range(50)))
+    spec = DatasetSpec(name="d", source=str(path), target="y")
+    wide, narrow = load_dataset(spec), load_dataset(spec.model_copy(update={"dtype": "float32"}))
+    assert list(narrow.X.dtypes.astype(str))[:2] == ["float32", "float32"] and narrow.categorical == ["c"]
+    wide_bytes, narrow_bytes = (ds.X[["a", "b"]].memory_usage(index=False).sum() for ds in (wide, narrow))
+    assert narrow_bytes * 2 == wide_bytes
+    np.testing.assert_array_equal(narrow.X["a"], wide.X["a"].astype(np.float32))
+    np.testing.assert_array_equal(narrow.y, wide.y)  # the target keeps its type
+    assert narrow.fingerprint != wide.fingerprint
+
+
+def test_loading_keeps_one_copy_of_the_numeric_columns(tmp_path: Path) -> None:
+    path = tmp_path / "d.parquet"
+    pd.DataFrame({"a": np.arange(1000.0), "c": ["x", "y"] * 500, "y": [0, 1] * 500}).to_parquet(path)
+    X = load_dataset(DatasetSpec(name="d", source=str(path), target="y")).X
+    assert list(X.columns) == ["a", "c"] and X["a"].to_numpy().flags.owndata is False  # arrow's buffer, not a copy
+
+
+def test_dtype_is_validated_by_the_suite_schema() -> None:
+    from harness.errors import SuiteError
+    from harness.spec import parse_suite
+
+    suite = {
+        "name": "t",
+        "datasets": [{"name": "d", "source": "sklearn:iris", "dtype": "float16"}],
+        "estimators": [{"name": "lin", "model": "linear"}],
+    }
+    with pytest.raises(SuiteError, match=r"datasets\[0\]\.dtype"):
+        parse_suite(suite)
+
+
+@pytest.mark.parametrize("late", ["2.5", "text", ""], ids=["float", "text", "missing"])
+def test_a_column_that_changes_type_after_the_first_block_reads_as_pandas_reads_it(
+    tmp_path: Path, monkeypatch, late: str
+) -> None:
+    import harness.datasets as datasets
+
+    lines = [f"{i % 97},{i % 3},{i % 2}" for i in range(200_000)]  # 1.6 MB: more than pyarrow's first block
+    lines[-1] = f"{late},1,0"
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n" + "\n".join(lines) + "\n")
+    spec = DatasetSpec(name="d", source=str(path), target="y")
+    fast = load_dataset(spec)
+    monkeypatch.setattr(datasets, "_arrow_csv", lambda *args: None)
+    reference = load_dataset(spec)
+    pd.testing.assert_frame_equal(fast.X, reference.X)
+    assert fast.fingerprint == reference.fingerprint

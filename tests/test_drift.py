@@ -1,4 +1,4 @@
-"""`harness check-data` and harness/drift.py: shift is found where it was put, and only there.
+"""`harness check-data` and the harness.drift package: shift is found where it was put, and only there.
 
 Statistics are checked against computations written out here (ECDFs, an exact
 permutation distribution, the PSI and chi-square formulas, Holm's step-down), not
@@ -20,7 +20,12 @@ import pytest
 from scipy.stats import chi2
 from statsmodels.stats.multitest import multipletests
 
-from harness import drift
+from harness.drift import check as drift_check
+from harness.drift.adversarial import adversarial_validation
+from harness.drift.check import check_data, compare
+from harness.drift.render import to_markdown
+from harness.drift.sides import load_side
+from harness.drift.statistics import categorical_test, ks_test, psi
 from harness.errors import DatasetError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +121,7 @@ def test_builtin_source_against_itself(cli, tmp_path: Path) -> None:
 
 
 def test_without_target_every_column_is_a_feature(files) -> None:
-    report = drift.check_data(str(files["fresh"]), str(files["old"]), n_estimators=20, null=False)
+    report = check_data(str(files["fresh"]), str(files["old"]), n_estimators=20, null=False)
     assert report.label is None and report.target is None
     assert sorted(f.column for f in report.features) == ["cat", "x0", "x1", "x2", "x3", "x4", "y"]
 
@@ -212,7 +217,7 @@ def test_equal_shares_of_infinite_values_are_no_shift(tmp_path: Path) -> None:
     old, new = make_frame(300, 0), make_frame(300, 1)
     old.loc[:29, "x2"] = -np.inf
     new.loc[100:129, "x2"] = -np.inf
-    report = drift.check_data(
+    report = check_data(
         str(write(new, tmp_path / "n.csv")), str(write(old, tmp_path / "o.csv")), target="y", n_estimators=20
     )
     assert [(r.column, r.old, r.new) for r in report.schema.infinite_rates] == [("x2", 0.1, 0.1)]
@@ -238,7 +243,7 @@ def test_column_names_lightgbm_refuses_are_compared(cli, tmp_path: Path) -> None
 def test_ks_counts_infinities_as_extreme_values() -> None:
     a = np.array([1.0, 2.0, 3.0, 4.0])
     b = np.array([1.0, 2.0, np.inf, np.inf])
-    d, p = drift.ks_test(a, b)
+    d, p = ks_test(a, b)
     assert d == pytest.approx(ecdf_distance(a, b)) and d == pytest.approx(0.5)  # at x = 4: F_a = 1, F_b = 1/2
     assert np.isfinite(p)
 
@@ -265,9 +270,9 @@ def test_schema_differences(tmp_path: Path) -> None:
             "e": [0.0] * 8,  # new column
         }
     )
-    ref = drift.load_side(str(write(old, tmp_path / "old.csv")), "reference", categorical=["code"])
-    cur = drift.load_side(str(write(new, tmp_path / "new.csv")), "new", categorical=["code"])
-    report = drift.compare(ref, cur, n_estimators=10, null=False)
+    ref = load_side(str(write(old, tmp_path / "old.csv")), "reference", categorical=["code"])
+    cur = load_side(str(write(new, tmp_path / "new.csv")), "new", categorical=["code"])
+    report = compare(ref, cur, n_estimators=10, null=False)
     s = report.schema
     assert s.added == ["e"]
     assert s.missing == ["b"]
@@ -283,7 +288,7 @@ def test_schema_differences(tmp_path: Path) -> None:
     assert report.shift and report.exit_code == 1
     assert any("missing from NEW: b" in r for r in report.reasons)
     assert any("d (numeric → categorical)" in r for r in report.reasons)
-    md = report.to_markdown()
+    md = to_markdown(report)
     assert "violet" in md and "columns new in NEW: e" in md
     json.dumps(report.to_json(), allow_nan=False)
 
@@ -306,20 +311,20 @@ def test_ks_against_hand_ecdf_and_exact_permutation_p() -> None:
     splits = list(itertools.combinations(range(len(pooled)), len(a_ok)))
     ds = [ecdf_distance(pooled[list(i)], np.delete(pooled, list(i))) for i in splits]
     p_hand = np.mean([x >= d_hand - 1e-12 for x in ds])
-    d, p = drift.ks_test(a, b)
+    d, p = ks_test(a, b)
     assert d == pytest.approx(d_hand) and d == pytest.approx(0.8)  # at x = 2.2: F_a = 1, F_b = 1/5
     assert p == pytest.approx(p_hand)
-    assert all(math.isnan(v) for v in drift.ks_test([np.nan], b))
+    assert all(math.isnan(v) for v in ks_test([np.nan], b))
 
 
 def test_psi_against_hand_formula() -> None:
     # p = (0.5, 0.5), q = (0.25, 0.75)
-    assert drift.psi([2, 2], [1, 3]) == pytest.approx(0.25 * math.log(2) + 0.25 * math.log(1.5))
+    assert psi([2, 2], [1, 3]) == pytest.approx(0.25 * math.log(2) + 0.25 * math.log(1.5))
     # an empty bin counts as eps
     eps = 1e-4
     p, q = np.array([0.5, 0.5, eps]), np.array([0.25, 0.25, 0.5])
-    assert drift.psi([3, 3, 0], [1, 1, 2]) == pytest.approx(float(np.sum((q - p) * np.log(q / p))))
-    assert drift.psi([5, 5], [1, 1]) == 0.0
+    assert psi([3, 3, 0], [1, 1, 2]) == pytest.approx(float(np.sum((q - p) * np.log(q / p))))
+    assert psi([5, 5], [1, 1]) == 0.0
 
 
 def test_categorical_test_against_hand_chi_square_and_total_variation() -> None:
@@ -329,23 +334,15 @@ def test_categorical_test_against_hand_chi_square_and_total_variation() -> None:
     expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
     stat = ((table - expected) ** 2 / expected).sum()
     p_old, p_new = table[0] / 20, table[1] / 20
-    value, tvd, p = drift.categorical_test(old, new)
+    value, tvd, p = categorical_test(old, new)
     assert p == pytest.approx(chi2.sf(stat, df=3))
     assert tvd == pytest.approx(0.5 * (0.3 + 0 + 0.2 + 0.1))
     q, r = np.maximum(p_old, 1e-4), np.maximum(p_new, 1e-4)
     assert value == pytest.approx(float(np.sum((r - q) * np.log(r / q))))
 
 
-def test_holm_by_hand_and_statsmodels() -> None:
-    p = [0.01, 0.04, 0.03, np.nan, 0.2]
-    # sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1, then running maximum
-    hand = [0.04, 0.09, 0.09, np.nan, 0.2]
-    np.testing.assert_allclose(drift.holm(p), hand)
-    np.testing.assert_allclose(drift.holm(p)[[0, 1, 2, 4]], multipletests([0.01, 0.04, 0.03, 0.2], method="holm")[1])
-
-
 def test_feature_table_is_holm_adjusted_together(files) -> None:
-    report = drift.check_data(str(files["shifted"]), str(files["old"]), target="y", n_estimators=10, null=False)
+    report = check_data(str(files["shifted"]), str(files["old"]), target="y", n_estimators=10, null=False)
     raw = [f.p_value for f in report.features]
     np.testing.assert_allclose([f.p_holm for f in report.features], multipletests(raw, method="holm")[1])
     distances = [f.distance for f in report.features]
@@ -356,7 +353,7 @@ def test_label_shift_alone_is_a_shift(tmp_path: Path) -> None:
     old = make_frame(400, 3)
     new = make_frame(400, 4)
     new["y"] = (np.random.default_rng(5).random(400) < 0.85).astype(int)  # 85% ones instead of ~50%
-    report = drift.check_data(
+    report = check_data(
         str(write(new, tmp_path / "n.csv")), str(write(old, tmp_path / "o.csv")), target="y", n_estimators=20
     )
     assert report.adversarial is not None and report.adversarial.auc_mean < 0.6
@@ -367,7 +364,7 @@ def test_label_shift_alone_is_a_shift(tmp_path: Path) -> None:
 
 def test_subsampling_is_seeded_and_reported() -> None:
     a, b = make_frame(300, 0).drop(columns="y"), make_frame(250, 1).drop(columns="y")
-    run = [drift.adversarial_validation(a, b, ["cat"], seed=3, max_rows=100, n_estimators=10) for _ in range(2)]
+    run = [adversarial_validation(a, b, ["cat"], seed=3, max_rows=100, n_estimators=10) for _ in range(2)]
     assert run[0].subsampled and run[0].n_old == run[0].n_new == 100
     assert run[0].fold_aucs == run[1].fold_aucs
 
@@ -375,7 +372,7 @@ def test_subsampling_is_seeded_and_reported() -> None:
 def test_too_few_rows_is_a_dataset_error() -> None:
     a = make_frame(1, 0).drop(columns="y")
     with pytest.raises(DatasetError, match="at least 2 rows"):
-        drift.adversarial_validation(a, make_frame(20, 1).drop(columns="y"), ["cat"])
+        adversarial_validation(a, make_frame(20, 1).drop(columns="y"), ["cat"])
 
 
 def _reference_suite(tmp_path: Path, rows: int, columns: int, shift: float, seed: int):
@@ -420,7 +417,7 @@ def test_a_suite_dataset_with_a_reference_is_checked_once_per_content(tmp_path, 
     def no_recompute(*args, **kwargs):
         raise AssertionError("the check was recomputed for unchanged data")
 
-    monkeypatch.setattr(drift, "compare", no_recompute)
+    monkeypatch.setattr(drift_check, "compare", no_recompute)
     again = run_suite(suite, RunOptions(out=tmp_path / "out"))
     assert again.shifts == summary.shifts
 

@@ -484,3 +484,110 @@ def test_a_model_too_slow_for_the_budget_gets_a_smaller_background(numeric):
     tight = _explain(model, X, budget_s=0.05, max_rows=3)
     assert roomy.n_background == 50
     assert 5 <= tight.n_background < 50 and tight.seconds <= 0.05 + 0.3
+
+
+# ---------------------------------------------------------------- what explaining costs, and which folds
+
+
+def test_one_off_process_costs_are_kept_off_the_budget_and_recorded(numeric, monkeypatch):
+    """The first permutation explanation of a process compiles numba's kernels: that must not eat the fold's budget."""
+    import harness.explain as ex
+
+    def slow_warm_up() -> float:  # stands in for the JIT (already paid in this process by the fixture)
+        time.sleep(0.5)
+        ex._ONE_OFF[0] += 0.5
+        return 0.5
+
+    monkeypatch.setattr(ex, "warm_up", slow_warm_up)
+    X = numeric["X"]
+    model = _SlowClassifier(sleep=0.002).fit(X, numeric["binary"])
+    out = _explain(model, X, budget_s=0.3, max_rows=30)
+    assert out.one_off_s == pytest.approx(0.5, abs=0.05)
+    assert out.seconds >= 0.5 and out.seconds - out.one_off_s <= 0.3 + 0.25
+    assert out.n_rows >= 5  # counted against the budget, the one-off would have left only the first row
+    assert "one-off" in out.note
+    assert Explanation.from_arrays(*out.to_arrays()).one_off_s == out.one_off_s
+
+
+def test_import_shap_counts_its_first_import_as_one_off(monkeypatch):
+    import sys
+
+    import harness.explain as ex
+
+    before = ex.one_off_seconds()
+    assert ex.import_shap() is sys.modules["shap"] and ex.one_off_seconds() == before  # already imported: free
+    monkeypatch.delitem(sys.modules, "shap")
+    monkeypatch.setattr(ex, "_ONE_OFF", [0.0])
+    ex.import_shap()  # a re-import of the cached submodules: cheap, but timed
+    assert ex.one_off_seconds() > 0
+
+
+@pytest.mark.parametrize(("folds", "expected"), [(1, {0}), (2, {0, 1}), (10, {0, 1, 2})])
+def test_the_first_folds_of_the_first_repeat_and_seed_are_explained(folds, expected):
+    from types import SimpleNamespace
+
+    from harness.planner import explained
+    from harness.spec import parse_suite
+
+    suite = parse_suite(
+        {
+            "name": "t",
+            "seeds": [3, 4],
+            "cv": {"folds": 3, "repeats": 2},
+            "explain": {"folds": folds},
+            "datasets": [{"name": "d", "source": "sklearn:diabetes"}],
+            "estimators": [{"name": "linear", "model": "linear"}],
+        }
+    )
+    splits = [SimpleNamespace(repeat=r, fold=f) for r in range(2) for f in range(3)]
+    first = suite.seeds[0]
+    assert {s.fold for s in splits if explained(suite.model_copy(update={"seed": first}), s, first)} == expected
+    assert not any(s.repeat for s in splits if explained(suite.model_copy(update={"seed": first}), s, first))
+    assert not any(explained(suite.model_copy(update={"seed": 4}), s, first) for s in splits)
+    off = suite.model_copy(update={"explain": suite.explain.model_copy(update={"enabled": False})})
+    assert not any(explained(off, s, first) for s in splits)
+
+
+def test_a_run_explains_the_same_folds_for_every_model_and_records_the_cost(tmp_path):
+    """Defaults: folds 0 and 1 of each cell; each explanation keeps its seconds, one-off share, budget and fit time."""
+    from harness.runner import RunOptions, run_suite
+    from harness.spec import parse_suite
+    from harness.store import Store
+
+    suite = parse_suite(
+        {
+            "name": "t",
+            "cv": {"scheme": "kfold", "folds": 3},
+            "metrics": {"regression": ["r2"]},
+            "datasets": [{"name": "diabetes", "source": "sklearn:diabetes"}],
+            "estimators": [
+                {"name": "ridge", "model": "linear"},
+                {"name": "rf", "model": "random_forest", "params": {"n_estimators": 10}},
+            ],
+        }
+    )
+    run_suite(suite, RunOptions(out=tmp_path, n_jobs=1, threads=1))
+    with Store(tmp_path / "results.db") as store:
+        rows = store.results()
+        stored = store.explanations(rows["key"])
+    explained = rows[rows["key"].isin(stored)]
+    assert sorted(map(tuple, explained[["estimator", "fold"]].to_numpy().tolist())) == [
+        ("rf", 0), ("rf", 1), ("ridge", 0), ("ridge", 1)
+    ]  # fmt: skip
+    settings = suite.explain
+    for rec in explained.to_dict("records"):
+        meta = stored[rec["key"]][1]
+        assert meta["training_s"] == pytest.approx(rec["fit_time"])
+        assert meta["budget_s"] == pytest.approx(max(settings.min_s, settings.budget_share * rec["fit_time"]))
+        assert 0 <= meta["one_off_s"] <= meta["seconds"]
+        assert meta["seconds"] - meta["one_off_s"] <= meta["budget_s"] + 0.25  # one batch of slack, a busy machine
+
+
+def test_the_fork_server_preload_imports_shap_but_compiles_no_kernels():
+    """Workers inherit shap; numba's kernels (seconds) are compiled only where a permutation explanation needs them."""
+    import subprocess
+    import sys
+
+    code = "import sys, harness._warm, harness.explain as e; print('shap' in sys.modules, e._WARM, e.one_off_seconds() > 0)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False", "True"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.errors import StoreError
-from harness.store import FoldResult, Store
+from harness.store import SCHEMA_VERSION, FoldResult, Store, pack, unpack
 
 
 def _result(key: str, status: str = "ok", acc: float | None = 0.9) -> FoldResult:
@@ -111,9 +111,136 @@ def test_a_version_1_store_is_migrated_in_place_and_keeps_its_rows(tmp_path):
     with Store(db) as store:
         store.add(_result("new"), "run")
         rows = store.results()
-        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
     assert set(rows["key"]) == {"old", "new"}
     assert rows.set_index("key").loc["old", "accuracy"] == 0.5
+
+
+# ---------------------------------------------------------------- compact predictions (schema 3)
+
+_RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.sort(_RNG.choice(10**6, 3000, replace=False)).astype(np.int64),  # test indices: deltas
+        np.array([7, 3, 9, -4, 0], dtype=np.int64),  # not ascending, negative
+        np.array([2**40, 5, 2**40 + 1], dtype=np.int64),  # too wide to narrow
+        np.array([0, 2**64 - 1], dtype=np.uint64),
+        np.array([], dtype=np.int64),
+        np.array([42], dtype=np.int64),
+        np.array([True, False, True]),
+        _RNG.normal(size=1000),  # regression targets and predictions: float64, exactly
+        _RNG.normal(size=(50, 3)).astype(np.float32),
+        np.array(["setosa", "virginica"]),  # labels as text: kept as .npy
+    ],
+    ids=["indices", "unsorted", "wide", "uint64", "empty", "one", "bool", "float64", "float32-2d", "text"],
+)
+def test_pack_round_trips_exactly(arr):
+    back = unpack(pack(arr))
+    assert back.dtype == arr.dtype and back.shape == arr.shape
+    np.testing.assert_array_equal(back, arr)
+
+
+def test_probabilities_are_kept_to_float32_precision_and_read_as_float64():
+    proba = _RNG.dirichlet([1, 1, 1], size=500)
+    proba[0] = [1e-30, 1 - 1e-12, 1e-12]  # tiny probabilities keep their relative precision (log loss reads them)
+    back = unpack(pack(proba, float32=True))
+    assert back.dtype == np.float64 and back.shape == proba.shape
+    np.testing.assert_array_equal(back, proba.astype(np.float32))
+    np.testing.assert_allclose(back, proba, rtol=1e-7)
+
+
+def test_a_binary_classifiers_predictions_take_under_a_quarter_of_the_npy_bytes():
+    n = 100_000
+    index = np.sort(_RNG.choice(3 * n, n, replace=False)).astype(np.int64)
+    y_true = _RNG.integers(0, 2, n).astype(np.int64)
+    p = np.clip(_RNG.beta(0.5, 0.5, n), 1e-9, 1 - 1e-9)
+    arrays = [(index, False), (y_true, False), ((p > 0.5).astype(np.int64), False), (np.c_[1 - p, p], True)]
+    compact = sum(len(pack(a, float32=f)) for a, f in arrays)
+    assert compact < 0.25 * sum(a.nbytes for a, _ in arrays)  # .npy: 40 bytes a prediction
+
+
+def test_a_blob_in_an_unknown_format_is_a_store_error(tmp_path):
+    with Store(tmp_path / "r.db") as store:
+        store.add(_result("k1"), "run")
+        store.db.execute("UPDATE predictions SET y_pred = ? WHERE key = 'k1'", (b"garbage",))
+        with pytest.raises(StoreError, match="unknown format"):
+            store.predictions("k1")
+
+
+def _version_2_store(path, results):
+    """A store as schema 2 wrote it: the current tables, predictions as .npy bytes."""
+    from harness.store import _npy
+
+    with Store(path) as store:
+        for r in results:
+            store.add(r, "old-run")
+        for r in results:
+            store.db.execute(
+                "UPDATE predictions SET test_index = ?, y_true = ?, y_pred = ?, proba = ? WHERE key = ?",
+                (_npy(r.test_index), _npy(r.y_true), _npy(r.y_pred), _npy(r.proba), r.key),
+            )
+        store.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        store.db.commit()
+
+
+def test_a_version_2_store_is_migrated_to_compact_predictions_that_read_back_the_same(tmp_path):
+    n = 2000
+    clf = replace(
+        _result("clf"),
+        test_index=np.arange(0, 3 * n, 3),
+        y_true=_RNG.integers(0, 3, n),
+        y_pred=_RNG.integers(0, 3, n),
+        proba=_RNG.dirichlet([1, 1, 1], size=n),
+    )
+    reg = replace(
+        _result("reg"), test_index=np.arange(n), y_true=_RNG.normal(size=n), y_pred=_RNG.normal(size=n), proba=None
+    )
+    db = tmp_path / "r.db"
+    _version_2_store(db, [clf, reg])
+    size = (
+        "SELECT SUM(length(test_index) + length(y_true) + length(y_pred) + ifnull(length(proba), 0)) FROM predictions"
+    )
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT substr(y_pred, 1, 6) FROM predictions").fetchall()[0][0] == b"\x93NUMPY"
+        before = con.execute(size).fetchone()[0]
+    with Store(db) as store:
+        version = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        blobs = store.db.execute("SELECT test_index, y_true, y_pred FROM predictions").fetchall()
+        got = {k: store.predictions(k) for k in ("clf", "reg")}
+        after = store.db.execute(size).fetchone()[0]
+    assert version == (str(SCHEMA_VERSION),)
+    assert all(bytes(b).startswith(b"HZP") for row in blobs for b in row)
+    for r in (clf, reg):
+        for name in ("test_index", "y_true", "y_pred"):
+            np.testing.assert_array_equal(got[r.key][name], getattr(r, name))
+            assert got[r.key][name].dtype == getattr(r, name).dtype
+    np.testing.assert_allclose(got["clf"]["proba"], clf.proba, rtol=1e-7)
+    assert got["reg"]["proba"] is None
+    assert after < 0.6 * before
+
+
+def test_a_failed_migration_leaves_the_version_2_store_as_it_was(tmp_path, monkeypatch):
+    import harness.store as store_module
+
+    db = tmp_path / "r.db"
+    _version_2_store(db, [_result("k1")])
+    before = sqlite3.connect(db).execute("SELECT * FROM predictions").fetchall()
+
+    def broken(con):
+        store_module._compact_predictions(con)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setitem(store_module._MIGRATIONS, 2, broken)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        Store(db)
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert con.execute("SELECT * FROM predictions").fetchall() == before
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from multiprocessing.connection import wait
 
 from harness.engine.fit import run_task
 from harness.engine.limits import Worker, start_worker
+from harness.engine.shared import Shared
 from harness.engine.tasks import FoldResult, Result, StepResult, Task
 
 
@@ -93,18 +94,23 @@ def execute(
 
 
 class Pool:
-    """At most `size` worker processes, started when first needed, reused task after task."""
+    """At most `size` worker processes, started when first needed, reused task after task.
+
+    Datasets reach the workers through shared memory (`engine.shared`): each is copied
+    there once, and each worker maps it once, however many tasks use it.
+    """
 
     def __init__(self, size: int, preload: tuple[str, ...]) -> None:
         self.size, self.preload = size, preload
         self.idle: list[Worker] = []
         self.busy: list[Worker] = []
+        self.shared = Shared()
 
     def submit(self, task: Task) -> None:
         while self.idle and not self.idle[-1].proc.is_alive():  # died while idle (e.g. killed by the kernel)
             self.idle.pop().stop()
         worker = self.idle.pop() if self.idle else start_worker(self.preload)
-        worker.submit(task)
+        worker.submit(task, self.shared)
         self.busy.append(worker)
 
     def next_results(self) -> list[Result]:
@@ -135,3 +141,4 @@ class Pool:
         for worker in self.busy + self.idle:
             worker.stop()
         self.busy, self.idle = [], []
+        self.shared.close()

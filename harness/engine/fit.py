@@ -200,7 +200,10 @@ def explain(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """SHAP values for a seeded prefix of the fold's test rows, within the fold's SHAP time budget.
 
-    A failure to explain never fails the fold: it becomes a note.
+    The budget is `budget_share` of this fold's training time (at least `min_s`); the metadata keeps the
+    seconds spent (`seconds`, of which `one_off_s` the process paid once), the budget and the training time,
+    so reports and benchmarks can show what explaining cost. A failure to explain never fails the fold: it
+    becomes a note.
     """
     from harness.explain import explain_fold, explain_rows
 
@@ -218,6 +221,7 @@ def explain(
         notes["shap"] = _one_line(exc)
         return None
     arrays, meta = result.to_arrays()
+    meta["training_s"] = training_s
     return arrays | {"rows": rows[: len(arrays["values"])].astype(np.int64)}, meta
 
 

@@ -16,13 +16,16 @@ the harness's own output (`harness.fileio.is_own_output`) or `force` is set.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.leaderboard import Leaderboards
+from harness.report.format import dumps
 from harness.report.markdown import failures_markdown, fmt, leaderboard_markdown, results_frame, summary_markdown
 from harness.store import Store
+
+if TYPE_CHECKING:
+    from harness.report.context import ReportData
 
 OUTPUT_FILES = ("results.csv", "leaderboard.md", "stats.json", "summary.md", "report.html")
 
@@ -32,6 +35,7 @@ __all__ = [
     "failures_markdown",
     "fmt",
     "leaderboard_markdown",
+    "read_outputs_data",
     "results_frame",
     "stats_json",
     "summary_markdown",
@@ -41,30 +45,42 @@ __all__ = [
 
 def stats_json(stats: dict) -> str:
     """stats.json text: strict JSON (NaN is already null in the analysis dict), stable key order."""
-    return json.dumps(stats, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    return dumps(stats, ensure_ascii=False) + "\n"
 
 
-def build_outputs(out_dir: str | Path) -> tuple[Leaderboards, dict[str, str]]:
-    """Every output file's text, in memory, from `out_dir`/results.db (nothing is written)."""
-    from harness.leaderboard import load_leaderboards
-    from harness.report.context import load_report_data
+def build_outputs(out_dir: str | Path, data: ReportData | None = None) -> tuple[ReportData, dict[str, str]]:
+    """Every output file's text, in memory, from `out_dir`/results.db (nothing is written).
+
+    The store is read once (`load_report_data`: leaderboards, statistics, explanations),
+    or not at all when the caller already holds that read model (`data`), and every file
+    is formatted from it.
+    """
     from harness.report.html import render_html
 
+    if data is None:
+        data = read_outputs_data(out_dir)
+    files = {
+        "results.csv": results_frame(data.boards).to_csv(index=False),
+        "leaderboard.md": leaderboard_markdown(data.boards),
+        "stats.json": stats_json(data.stats),
+        "summary.md": summary_markdown(data),
+        "report.html": render_html(data),
+    }
+    return data, files
+
+
+def read_outputs_data(out_dir: str | Path) -> ReportData:
+    """The read model every output is formatted from, read from `out_dir`/results.db."""
+    from harness.report.context import load_report_data
+
     with Store(Path(out_dir) / "results.db", create=False) as store:
-        boards = load_leaderboards(store)
-        files = {
-            "results.csv": results_frame(boards).to_csv(index=False),
-            "leaderboard.md": leaderboard_markdown(boards),
-        }
-        data = load_report_data(store)
-    files["stats.json"] = stats_json(data.stats)
-    files["summary.md"] = summary_markdown(data)
-    files["report.html"] = render_html(data)
-    return boards, files
+        return load_report_data(store)
 
 
-def write_outputs(out_dir: str | Path, force: bool = False) -> Leaderboards:
-    """(Re)write every output file in `out_dir` from its results.db, as a set; returns the leaderboards.
+def write_outputs(out_dir: str | Path, force: bool = False, data: ReportData | None = None) -> ReportData:
+    """(Re)write every output file in `out_dir` from its results.db, as a set; returns the read model.
+
+    `data` is that read model when the caller holds it already (the Python API's Results).
 
     Refuses (exit 2) before building when an output path is taken by a file that is not
     the harness's own output, unless `force`. When building fails the previous outputs
@@ -76,7 +92,7 @@ def write_outputs(out_dir: str | Path, force: bool = False) -> Leaderboards:
 
     out_dir = check_set_targets(out_dir, OUTPUT_FILES, force)
     try:
-        boards, files = build_outputs(out_dir)
+        data, files = build_outputs(out_dir, data)
     except HarnessError as exc:
         note = unchanged_note(out_dir, OUTPUT_FILES)
         if not note:
@@ -93,4 +109,4 @@ def write_outputs(out_dir: str | Path, force: bool = False) -> Leaderboards:
             + (unchanged_note(out_dir, OUTPUT_FILES) or f"; nothing was written in {out_dir}")
         ) from exc
     write_set(out_dir, files, force)
-    return boards
+    return data

@@ -55,6 +55,19 @@ class ReportData:
     def folds(self) -> pd.DataFrame:
         return self.boards.folds
 
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets of the leaderboards, in the suite's order."""
+        return list(self.boards.per_dataset)
+
+    def dataset_stats(self, ds: str) -> dict[str, Any]:
+        """`ds`'s entry of the analysis (stats.json's per_dataset), empty when it has none."""
+        return self.stats.get("per_dataset", {}).get(ds, {})
+
+    def primary(self, ds: str) -> str:
+        """`ds`'s primary metric (from the leaderboards, else from the analysis)."""
+        return self.boards.primary_for(ds) if ds in self.boards.datasets else self.dataset_stats(ds).get("primary", "")
+
     def direction(self, metric: str) -> bool:
         """True when higher is better."""
         return bool(self.boards.directions.get(metric, True))
@@ -91,18 +104,6 @@ def load_report_data(store: Store) -> ReportData:
     return data
 
 
-def _notes(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            out = json.loads(value)
-        except json.JSONDecodeError:
-            return {}
-        return out if isinstance(out, dict) else {}
-    return {}
-
-
 def _attach_explanations(data: ReportData, store: Store) -> None:
     folds = data.folds
     if folds.empty:
@@ -118,7 +119,7 @@ def _attach_explanations(data: ReportData, store: Store) -> None:
             expl = Explanation.from_arrays(arrays, meta)
             fe = FoldExplanation(int(rec["fold"]), int(rec["repeat"]), seed, expl)
             data.explanations.setdefault(ds, {}).setdefault(est, []).append(fe)
-        reason = _notes(rec.get("notes")).get("shap")
+        reason = (rec.get("notes") or {}).get("shap")
         if reason:
             reasons = data.explain_failures.setdefault(ds, {}).setdefault(est, [])
             if reason not in reasons:

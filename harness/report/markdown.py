@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from harness.leaderboard import Leaderboards
+from harness.report.format import fmt_mean as fmt
+from harness.report.format import fmt_p, fmt_time, md_table
 from harness.store import FAILED
 
 if TYPE_CHECKING:
@@ -29,27 +31,6 @@ def results_frame(boards: Leaderboards) -> pd.DataFrame:
     metrics = list(dict.fromkeys(m for names in boards.metrics.values() for m in names))
     # reindex adds a metric no fold produced as an empty column, without touching boards.folds
     return boards.folds.reindex(columns=CSV_COLUMNS + metrics + CSV_TAIL)
-
-
-def fmt(mean: float, std: float | None = None, digits: int = 4) -> str:
-    """`mean ± std` as every report prints it (the same string in leaderboard.md, summary.md and report.html)."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "—"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds is None or math.isnan(seconds):
-        return "—"
-    return f"{seconds:.3f}" if seconds < 10 else f"{seconds:.1f}"
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
 
 
 def leaderboard_markdown(boards: Leaderboards) -> str:
@@ -103,7 +84,7 @@ def leaderboard_markdown(boards: Leaderboards) -> str:
                     f"{rec['n_ok']}/{failed}",
                 ]
             )
-        lines += _md_table(header, rows)
+        lines += md_table(header, rows)
         if tuned:
             lines += [
                 "",
@@ -128,7 +109,7 @@ def leaderboard_markdown(boards: Leaderboards) -> str:
         ]
         for r in overall.to_dict("records")
     ]
-    lines += _md_table(["estimator", "mean rank", "datasets ranked", "failed folds", "skipped on (datasets)"], rows)
+    lines += md_table(["estimator", "mean rank", "datasets ranked", "failed folds", "skipped on (datasets)"], rows)
     lines.append("")
     return "\n".join(lines)
 
@@ -144,12 +125,6 @@ def failures_markdown(folds: pd.DataFrame) -> list[str]:
         lines.append(f"- {ds} / {est}: {n} fold{'s' if n > 1 else ''} {status}: {error}")
     lines.append("")
     return lines
-
-
-def _p(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "—"
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 def summary_markdown(data: ReportData) -> str:
@@ -192,7 +167,7 @@ def summary_markdown(data: ReportData) -> str:
             row.append(champion_verdict(champion, st))
         rows.append(row)
     header = ["dataset", "metric", "best", "mean ± std", "not significantly worse", "ranking"]
-    lines += _md_table(header + (["champion"] if champion else []), rows)
+    lines += md_table(header + (["champion"] if champion else []), rows)
     lines += ["", "## Overall ranking", ""]
     avg = across.get("average_ranks") or {}
     rows = [
@@ -205,7 +180,7 @@ def summary_markdown(data: ReportData) -> str:
         ]
         for r in boards.overall.to_dict("records")
     ]
-    lines += _md_table(
+    lines += md_table(
         ["estimator", "mean rank", "datasets ranked", "average rank (failure policy)", "failed folds"], rows
     )
     lines.append("")
@@ -222,7 +197,7 @@ def summary_markdown(data: ReportData) -> str:
             win, lose = (p["a"], p["b"]) if p["verdict"] == "A better" else (p["b"], p["a"])
             parts.append(
                 f"{win} > {lose} (by {abs(p['mean_diff']):.4f}, CI [{p['ci_low']:.4f}, {p['ci_high']:.4f}], "
-                f"Holm p = {_p(p['p_holm'])}; Bayes: {p['bayes_decision']})"
+                f"Holm p = {fmt_p(p['p_holm'])}; Bayes: {p['bayes_decision']})"
             )
         lines.append(f"- **{ds}**: " + "; ".join(parts) + ".")
     flagged = [
@@ -254,13 +229,13 @@ def _across_lines(across: dict, settings: dict) -> list[str]:
         ]
     fr = across.get("friedman") or {}
     out = [
-        f"**Across datasets:** Friedman p = {_p(fr.get('p_chi2'))}, Iman–Davenport p = {_p(fr.get('p_f'))}, "
+        f"**Across datasets:** Friedman p = {fmt_p(fr.get('p_chi2'))}, Iman–Davenport p = {fmt_p(fr.get('p_f'))}, "
         f"Kendall's W = {fr.get('kendall_w') if fr.get('kendall_w') is None else round(fr['kendall_w'], 3)}."
     ]
     sig = [p for p in across.get("wilcoxon_holm") or [] if p.get("significant")]
     for p in sig:
         other = p["b"] if p["better"] == p["a"] else p["a"]
-        out.append(f"- {p['better']} > {other} (Wilcoxon–Holm p = {_p(p['p_holm'])})")
+        out.append(f"- {p['better']} > {other} (Wilcoxon–Holm p = {fmt_p(p['p_holm'])})")
     if not sig:
         out.append("No pair differs significantly across datasets (Wilcoxon signed-rank, Holm).")
     return out
