@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
+from harness.report.format import jsonable_lax
+
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 OUTPUT_SPACES = ("raw", "log-odds", "probability")
@@ -123,7 +125,7 @@ class Explanation:
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays (for np.savez / BLOBs) and a JSON-ready dict: everything needed to rebuild, no pickle."""
         arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS}
-        meta = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in _ARRAY_FIELDS}
+        meta = {f.name: jsonable_lax(getattr(self, f.name)) for f in fields(self) if f.name not in _ARRAY_FIELDS}
         meta |= {"n_rows": self.n_rows, "n_outputs": self.n_outputs}  # for queries; derived again on load
         return arrays, meta
 
@@ -148,17 +150,6 @@ _ARRAY_FIELDS = ("values", "base_values", "data", "row_index")
 def _replace(expl: Explanation, **changes: Any) -> Explanation:
     kw = {f.name: getattr(expl, f.name) for f in fields(expl)} | changes
     return Explanation(**kw)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and containers to JSON types."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # ---------------------------------------------------------------- which rows

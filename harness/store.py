@@ -30,6 +30,7 @@ import pandas as pd
 
 from harness.engine.tasks import ERROR, FAILED, OK, SKIPPED, TIMEOUT, FoldResult, StepResult
 from harness.errors import StoreError
+from harness.report.format import jsonable_lax
 
 __all__ = ["ERROR", "FAILED", "OK", "SCHEMA_VERSION", "SKIPPED", "TIMEOUT", "FoldResult", "StepResult", "Store"]
 
@@ -65,15 +66,6 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 _TABLES = ("meta", "runs", "results")
-
-
-def _jsonable(value: Any) -> Any:
-    """numpy scalars and arrays inside `extra` (histories, tuning records) become JSON."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def _npy(arr: np.ndarray | None) -> bytes | None:
@@ -374,7 +366,7 @@ class Store:
             "versions": json.dumps(r.versions),
             "dataset_fingerprint": r.fingerprint,
             "created": time.time(),
-            "extra": json.dumps(r.extra, default=_jsonable),
+            "extra": json.dumps(r.extra, default=jsonable_lax),
             "worker": r.worker,
             "started": r.started,
             "finished": r.finished,
@@ -394,7 +386,7 @@ class Store:
             arrays, meta = r.explanation
             self.db.execute(
                 "INSERT OR REPLACE INTO explanations VALUES (?,?,?)",
-                (r.key, _npz(arrays), json.dumps(meta, default=_jsonable)),
+                (r.key, _npz(arrays), json.dumps(meta, default=jsonable_lax)),
             )
         else:
             self.db.execute("DELETE FROM explanations WHERE key = ?", (r.key,))

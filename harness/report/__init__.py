@@ -21,26 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.report.format import dumps
-from harness.report.markdown import failures_markdown, fmt, leaderboard_markdown, results_frame, summary_markdown
-from harness.store import Store
 
+# The report stack (markdown, html, the read model, the store) is imported where it is used, so
+# that `harness.report.format`, a leaf, can be imported by the store without a cycle.
 if TYPE_CHECKING:
     from harness.report.context import ReportData
 
 OUTPUT_FILES = ("results.csv", "leaderboard.md", "stats.json", "summary.md", "report.html")
 
-__all__ = [
-    "OUTPUT_FILES",
-    "build_outputs",
-    "failures_markdown",
-    "fmt",
-    "leaderboard_markdown",
-    "read_outputs_data",
-    "results_frame",
-    "stats_json",
-    "summary_markdown",
-    "write_outputs",
-]
+__all__ = ["OUTPUT_FILES", "build_outputs", "read_outputs_data", "stats_json", "write_outputs"]
 
 
 def stats_json(stats: dict) -> str:
@@ -56,6 +45,7 @@ def build_outputs(out_dir: str | Path, data: ReportData | None = None) -> tuple[
     is formatted from it.
     """
     from harness.report.html import render_html
+    from harness.report.markdown import leaderboard_markdown, results_frame, summary_markdown
 
     if data is None:
         data = read_outputs_data(out_dir)
@@ -72,6 +62,7 @@ def build_outputs(out_dir: str | Path, data: ReportData | None = None) -> tuple[
 def read_outputs_data(out_dir: str | Path) -> ReportData:
     """The read model every output is formatted from, read from `out_dir`/results.db."""
     from harness.report.context import load_report_data
+    from harness.store import Store
 
     with Store(Path(out_dir) / "results.db", create=False) as store:
         return load_report_data(store)

@@ -61,18 +61,23 @@ def md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     ]
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy and pandas values converted, NaN and infinities None (strict JSON holds)."""
+def jsonable(value: Any, strict: bool = True) -> Any:
+    """Plain JSON types, numpy and pandas values converted.
+
+    `strict`: NaN and infinities become None, so strict JSON (`allow_nan=False`) holds, as
+    every output file needs; otherwise they stay floats (the store's records, which Python
+    reads back as it wrote them).
+    """
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, strict) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset | np.ndarray | pd.Index):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, strict) for v in value]
     if isinstance(value, pd.DataFrame):  # a table of records, or a labelled matrix {row: {column: value}}
         if isinstance(value.index, pd.RangeIndex):
-            return [jsonable(r) for r in value.to_dict("records")]
-        return {str(i): jsonable(r) for i, r in value.to_dict("index").items()}
+            return [jsonable(r, strict) for r in value.to_dict("records")]
+        return {str(i): jsonable(r, strict) for i, r in value.to_dict("index").items()}
     if isinstance(value, pd.Series):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, strict) for k, v in value.items()}
     if value is None or isinstance(value, str | bool):
         return value
     if isinstance(value, np.bool_):
@@ -80,10 +85,15 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
+        return float(value) if math.isfinite(value) or not strict else None
     if value is pd.NA or value is pd.NaT:
         return None
     return str(value)
+
+
+def jsonable_lax(value: Any) -> Any:
+    """`jsonable` keeping NaN and infinities (a `json.dumps(default=...)` hook for stored records)."""
+    return jsonable(value, strict=False)
 
 
 def dumps(value: Any, indent: int | None = 2, sort_keys: bool = False, ensure_ascii: bool = True) -> str:
