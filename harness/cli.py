@@ -238,7 +238,8 @@ def run(
     if baseline is not None:
         from harness.baseline.check import CheckOptions, check_run
 
-        code = max(code, _print_check(check_run(summary.out, baseline, CheckOptions(champion=suite.champion))))
+        result = check_run(summary.out, baseline, CheckOptions(champion=suite.champion), data=results.data)
+        code = max(code, _print_check(result))
     raise typer.Exit(code)
 
 

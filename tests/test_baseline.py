@@ -369,3 +369,23 @@ def test_render_only_formats_the_result_objects():
     console.print(check_table(result))
     rows = [line for line in console.file.getvalue().splitlines() if "│ d" in line]
     assert [("regressed" in r, "unchanged" in r) for r in rows] == [(True, False), (False, True)]
+
+
+def test_a_check_from_the_read_model_equals_one_from_the_store(runs, saved, tmp_path):
+    from harness.baseline.check import check_run
+    from harness.report import read_outputs_data
+
+    data = read_outputs_data(runs["worse"])
+    options = CheckOptions(write=False)
+    from_store = check_run(runs["worse"], saved, options)
+    from_model = check_run(runs["worse"], saved, options, data=data)
+    assert from_model.to_dict() == from_store.to_dict() and from_model.verdict_line == from_store.verdict_line
+
+
+def test_run_with_a_baseline_checks_the_run_it_just_made(runs, saved, tmp_path, cli):
+    suite = runs["base"].parent / "base.yaml"
+    code, out, err = cli("run", suite, "--out", tmp_path / "again", "--baseline", saved)
+    assert code == 0, out + err
+    check = json.loads((tmp_path / "again" / "check.json").read_text())
+    assert check["verdict"] == "ok" and check["exit_code"] == 0 and check["comparisons"]
+    assert "OK: no regressions" in out

@@ -32,10 +32,15 @@ def baseline_from_store(store: Store) -> dict[str, Any]:
     run = store.latest_run()
     if run is None:
         raise BaselineError(f"{store.path}: the store has no runs")
+    return baseline_from_run(run, store.results(store.current_keys()), store.path)
+
+
+def baseline_from_run(run: dict[str, Any], folds: pd.DataFrame, where: str | Path) -> dict[str, Any]:
+    """The baseline dict of a run row and its current folds, as the reports' read model holds them
+    (`ReportData.boards.run` / `.folds`): a check after a run reads the store no second time."""
     settings = json.loads(run["settings"] or "{}")
-    folds = store.results(store.current_keys())
     if folds.empty:
-        raise BaselineError(f"{store.path}: no results for the latest suite version")
+        raise BaselineError(f"{where}: no results for the latest suite version")
     metric_names = [m for m in METRICS if m in folds.columns]
     datasets: dict[str, Any] = {}
     cells: dict[str, dict[str, Any]] = {}
