@@ -278,10 +278,10 @@ class Results:
     def explanations(self, dataset: str, estimator: str) -> pd.DataFrame:
         """Mean |SHAP| per feature, per explained fold and across them (mean, std), largest first.
 
-        The table the report's SHAP section draws (`explain.mean_abs_importance`); empty when
+        The table the report's SHAP section draws (`report.views.mean_abs_importance`); empty when
         the estimator was not explained on that dataset.
         """
-        from harness.explain import mean_abs_importance
+        from harness.report.views import mean_abs_importance
 
         folds = self.data.explanations.get(self._dataset(dataset), {}).get(self._estimator(estimator), [])
         if not folds:

@@ -29,15 +29,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
-from harness.explain import (
-    ExplainError,
-    Explanation,
-    explain_fold,
-    explain_rows,
-    mean_abs_importance,
-    rank_agreement,
-    warm_up,
-)
+from harness.explain import ExplainError, Explanation, explain_fold, explain_rows, warm_up
 from harness.models import TorchMLPClassifier
 from harness.preprocess import Columns, make_pipeline
 from harness.registry import ENSEMBLE, LINEAR, NATIVE, TREE, TREE_NEEDS_IMPUTE
@@ -399,25 +391,6 @@ def test_every_model_explains_a_prefix_of_the_same_rows(mixed):
 # ---------------------------------------------------------------- storage and aggregation
 
 
-def _toy(values: list, features: list[str]) -> Explanation:
-    v = np.asarray(values, dtype=np.float32)
-    return Explanation(
-        values=v,
-        base_values=np.zeros(v.shape[2]),
-        features=features,
-        data=np.zeros(v.shape[:2]),
-        row_index=np.arange(v.shape[0]),
-        explainer="linear",
-        output_space="raw",
-        output_names=[f"o{k}" for k in range(v.shape[2])],
-        model="Toy",
-        seconds=0.1,
-        budget_s=1.0,
-        n_model_features=v.shape[1],
-        additivity_gap=0.0,
-    )
-
-
 def test_round_trip_through_npz_and_json_without_pickle(mixed):
     model = _fit(RandomForestClassifier(n_estimators=5, random_state=0), TREE, MIXED, mixed, "multiclass")
     expl = _explain(model, mixed["X"])
@@ -437,35 +410,6 @@ def test_round_trip_through_npz_and_json_without_pickle(mixed):
         "tree",
         expl.n_rows,
     )
-
-
-def test_mean_abs_importance_matches_a_hand_computation():
-    fold0 = _toy([[[1, -3], [0, 2]], [[-1, 1], [4, 0]]], ["x", "y"])  # 2 rows, 2 features, 2 outputs
-    fold1 = _toy([[[2, 2], [0, 0]]], ["x", "y"])
-    table = mean_abs_importance([fold0, fold1])
-    # x: fold0 (1+3+1+1)/4 = 1.5, fold1 2; y: fold0 (0+2+4+0)/4 = 1.5, fold1 0
-    assert table.loc["x", "fold_0"] == 1.5 and table.loc["x", "fold_1"] == 2.0
-    assert table.loc["y", "fold_0"] == 1.5 and table.loc["y", "fold_1"] == 0.0
-    assert table.loc["x", "mean"] == 1.75 and table.loc["y", "mean"] == 0.75
-    assert table.loc["x", "std"] == pytest.approx(np.sqrt(0.125)) and table.loc["y", "std"] == pytest.approx(
-        np.sqrt(1.125)
-    )
-    assert list(table.index) == ["x", "y"]
-
-
-def test_rank_agreement_matches_hand_computed_kendall_tau():
-    feats = ["f1", "f2", "f3", "f4"]
-    imp = {
-        "m1": pd.Series([4.0, 3.0, 2.0, 1.0], index=feats),
-        "m2": pd.Series([0.4, 0.3, 0.1, 0.2], index=feats),  # one swapped pair: 5 concordant, 1 discordant
-        "m3": pd.Series([1.0, 2.0, 3.0, 4.0], index=feats),  # reversed
-        "m4": pd.Series([9.0, 1.0], index=["f4", "f1"]),  # common features with m1: f1, f4, opposite order
-    }
-    tau = rank_agreement(imp)
-    assert tau.loc["m1", "m2"] == pytest.approx(4 / 6) and tau.loc["m2", "m1"] == pytest.approx(4 / 6)
-    assert tau.loc["m1", "m3"] == pytest.approx(-1.0)
-    assert tau.loc["m1", "m4"] == pytest.approx(-1.0)
-    assert tau.loc["m1", "m1"] == pytest.approx(1.0)
 
 
 class _RowCostClassifier(_SlowClassifier):
@@ -491,14 +435,14 @@ def test_a_model_too_slow_for_the_budget_gets_a_smaller_background(numeric):
 
 def test_one_off_process_costs_are_kept_off_the_budget_and_recorded(numeric, monkeypatch):
     """The first permutation explanation of a process compiles numba's kernels: that must not eat the fold's budget."""
-    import harness.explain as ex
+    from harness.explain import explainers, runtime
 
     def slow_warm_up() -> float:  # stands in for the JIT (already paid in this process by the fixture)
         time.sleep(0.5)
-        ex._ONE_OFF[0] += 0.5
+        runtime._ONE_OFF[0] += 0.5
         return 0.5
 
-    monkeypatch.setattr(ex, "warm_up", slow_warm_up)
+    monkeypatch.setattr(explainers, "warm_up", slow_warm_up)  # where the permutation explainer calls it
     X = numeric["X"]
     model = _SlowClassifier(sleep=0.002).fit(X, numeric["binary"])
     out = _explain(model, X, budget_s=0.3, max_rows=30)
@@ -512,7 +456,7 @@ def test_one_off_process_costs_are_kept_off_the_budget_and_recorded(numeric, mon
 def test_import_shap_counts_its_first_import_as_one_off(monkeypatch):
     import sys
 
-    import harness.explain as ex
+    import harness.explain.runtime as ex
 
     before = ex.one_off_seconds()
     assert ex.import_shap() is sys.modules["shap"] and ex.one_off_seconds() == before  # already imported: free
@@ -588,6 +532,6 @@ def test_the_fork_server_preload_imports_shap_but_compiles_no_kernels():
     import subprocess
     import sys
 
-    code = "import sys, harness._warm, harness.explain as e; print('shap' in sys.modules, e._WARM, e.one_off_seconds() > 0)"
+    code = "import sys, harness._warm, harness.explain.runtime as e; print('shap' in sys.modules, e._WARM, e.one_off_seconds() > 0)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False", "True"]

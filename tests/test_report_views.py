@@ -101,3 +101,51 @@ def test_common_prefix_cuts_each_fold_to_the_rows_every_model_explained():
     common = views.common_prefix(per_model)
     assert [f.explanation.n_rows for f in common["a"]] == [2, 3]
     assert [f.explanation.n_rows for f in common["b"]] == [2]
+
+
+def _toy(values: list, features: list[str]) -> Explanation:
+    v = np.asarray(values, dtype=np.float32)
+    return Explanation(
+        values=v,
+        base_values=np.zeros(v.shape[2]),
+        features=features,
+        data=np.zeros(v.shape[:2]),
+        row_index=np.arange(v.shape[0]),
+        explainer="linear",
+        output_space="raw",
+        output_names=[f"o{k}" for k in range(v.shape[2])],
+        model="Toy",
+        seconds=0.1,
+        budget_s=1.0,
+        n_model_features=v.shape[1],
+        additivity_gap=0.0,
+    )
+
+
+def test_mean_abs_importance_matches_a_hand_computation():
+    fold0 = _toy([[[1, -3], [0, 2]], [[-1, 1], [4, 0]]], ["x", "y"])  # 2 rows, 2 features, 2 outputs
+    fold1 = _toy([[[2, 2], [0, 0]]], ["x", "y"])
+    table = views.mean_abs_importance([fold0, fold1])
+    # x: fold0 (1+3+1+1)/4 = 1.5, fold1 2; y: fold0 (0+2+4+0)/4 = 1.5, fold1 0
+    assert table.loc["x", "fold_0"] == 1.5 and table.loc["x", "fold_1"] == 2.0
+    assert table.loc["y", "fold_0"] == 1.5 and table.loc["y", "fold_1"] == 0.0
+    assert table.loc["x", "mean"] == 1.75 and table.loc["y", "mean"] == 0.75
+    assert table.loc["x", "std"] == pytest.approx(np.sqrt(0.125)) and table.loc["y", "std"] == pytest.approx(
+        np.sqrt(1.125)
+    )
+    assert list(table.index) == ["x", "y"]
+
+
+def test_rank_agreement_matches_hand_computed_kendall_tau():
+    feats = ["f1", "f2", "f3", "f4"]
+    imp = {
+        "m1": pd.Series([4.0, 3.0, 2.0, 1.0], index=feats),
+        "m2": pd.Series([0.4, 0.3, 0.1, 0.2], index=feats),  # one swapped pair: 5 concordant, 1 discordant
+        "m3": pd.Series([1.0, 2.0, 3.0, 4.0], index=feats),  # reversed
+        "m4": pd.Series([9.0, 1.0], index=["f4", "f1"]),  # common features with m1: f1, f4, opposite order
+    }
+    tau = views.rank_agreement(imp)
+    assert tau.loc["m1", "m2"] == pytest.approx(4 / 6) and tau.loc["m2", "m1"] == pytest.approx(4 / 6)
+    assert tau.loc["m1", "m3"] == pytest.approx(-1.0)
+    assert tau.loc["m1", "m4"] == pytest.approx(-1.0)
+    assert tau.loc["m1", "m1"] == pytest.approx(1.0)

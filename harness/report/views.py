@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau
 
-from harness.explain import Explanation, mean_abs_importance, rank_agreement
+from harness.explain import Explanation
 from harness.report.context import FoldExplanation, ReportData
 from harness.store import FAILED, OK
 
@@ -261,6 +262,48 @@ def explain_failures(data: ReportData, ds: str | None) -> list[str]:
         for est, reasons in per_est.items():
             items += [f"{name} / {est}: {r}" for r in reasons]
     return items
+
+
+def mean_abs_importance(explanations: list[Explanation], labels: list[str] | None = None) -> pd.DataFrame:
+    """Global importance per original feature: mean |SHAP| over rows and outputs, per fold, then across folds.
+
+    One column per explanation (`labels`, default fold_0, fold_1, ...), then "mean" and "std" (sample
+    standard deviation, ddof=1, across folds; NaN with one fold). Features missing from a fold are NaN there.
+    Rows are sorted by decreasing mean.
+    """
+    labels = labels or [f"fold_{i}" for i in range(len(explanations))]
+    if len(labels) != len(explanations):
+        raise ValueError("one label per explanation")
+    per_fold = {
+        label: pd.Series(np.abs(e.values).mean(axis=(0, 2), dtype=np.float64), index=e.features)
+        for label, e in zip(labels, explanations, strict=True)
+    }
+    table = pd.DataFrame(per_fold)
+    folds = table[labels]
+    table["mean"] = folds.mean(axis=1)
+    table["std"] = folds.std(axis=1, ddof=1)
+    return table.sort_values("mean", ascending=False, kind="stable")
+
+
+def rank_agreement(importances: dict[str, pd.Series]) -> pd.DataFrame:
+    """Pairwise Kendall tau (tau-b, scipy) between models' feature importances, on their common features.
+
+    Importances rather than ranks are passed: tau depends on the order only. NaN where two models share
+    fewer than two features or one is constant.
+    """
+    names = list(importances)
+    out = pd.DataFrame(np.nan, index=names, columns=names, dtype=float)
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            common = importances[a].index.intersection(importances[b].index)
+            x = importances[a].loc[common].to_numpy(dtype=float)
+            y = importances[b].loc[common].to_numpy(dtype=float)
+            ok = ~(np.isnan(x) | np.isnan(y))
+            tau = math.nan
+            if ok.sum() >= 2:
+                tau = float(kendalltau(x[ok], y[ok]).statistic)
+            out.loc[a, b] = out.loc[b, a] = tau
+    return out
 
 
 def common_prefix(per_model: dict[str, list[FoldExplanation]]) -> dict[str, list[FoldExplanation]]:
