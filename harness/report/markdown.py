@@ -17,6 +17,7 @@ import pandas as pd
 from harness.leaderboard import Leaderboards
 from harness.report.format import fmt_mean as fmt
 from harness.report.format import fmt_p, fmt_time, md_table
+from harness.report.views import champion_verdict
 from harness.store import FAILED
 
 if TYPE_CHECKING:
@@ -210,15 +211,6 @@ def summary_markdown(data: ReportData) -> str:
         ]
     lines.append("")
     return "\n".join(lines)
-
-
-def champion_verdict(champion: str, st: dict) -> str:
-    """The champion on one dataset: best, not significantly worse, significantly worse (than the best), no score."""
-    if st.get("best") == champion:
-        return "best"
-    if champion in st.get("not_significantly_worse_than_best", []):
-        return "not significantly worse"
-    return "significantly worse" if champion in st.get("means", {}) else "no score"
 
 
 def _across_lines(across: dict, settings: dict) -> list[str]:

@@ -404,3 +404,12 @@ def shap_view(data: ReportData, ds: str) -> ShapView:
     values, raw, what = beeswarm_values(items)
     swarm = Beeswarm(model, model == best, items[0].explanation, len(items), values, raw, what)
     return ShapView(explainers, importances, spaces, n_common, table, agreement, swarm)
+
+
+def champion_verdict(champion: str, st: dict) -> str:
+    """The champion on one dataset: best, not significantly worse, significantly worse (than the best), no score."""
+    if st.get("best") == champion:
+        return "best"
+    if champion in st.get("not_significantly_worse_than_best", []):
+        return "not significantly worse"
+    return "significantly worse" if champion in st.get("means", {}) else "no score"

@@ -15,7 +15,7 @@ from harness.report import plots, views
 from harness.report.context import ReportData
 from harness.report.format import fmt_mean, fmt_num, fmt_p, fmt_time
 from harness.report.html.blocks import Block, anchor, badge, better, bullets, figure, heading, para, row, table
-from harness.report.markdown import TUNE_LABEL, champion_verdict
+from harness.report.markdown import TUNE_LABEL
 
 # ---------------------------------------------------------------- summary
 
@@ -73,7 +73,7 @@ def champion_lines(data: ReportData) -> list[Block]:
     parts = []
     for ds in data.datasets:
         st = data.dataset_stats(ds)
-        verdict = champion_verdict(champion, st)
+        verdict = views.champion_verdict(champion, st)
         parts.append(f"{ds}: {verdict}" + (f" than {st.get('best')}" if verdict.endswith("worse") else ""))
     return [para(f"Champion (the suite's production model) {champion}: " + "; ".join(parts) + ".", "note")]
 
