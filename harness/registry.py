@@ -417,7 +417,7 @@ class Resolver:
         task_of_cls = _task_of(cls)
         if task_of_cls is not None and task_of_cls != task:
             return self._skip(spec, task, f"{cls.__name__} is a {task_of_cls} estimator")
-        tags = Tags(scale=True, impute=True, categorical="onehot").override(spec.preprocess)
+        tags = import_path_tags(cls, spec.params).override(spec.preprocess)
         return Resolved(spec, task, spec.model, dict(spec.params), tags, {})
 
     def _from_entry(self, spec: EstimatorSpec, entry: Entry, task: str, stack: tuple[str, ...]) -> Resolved:
@@ -459,6 +459,23 @@ class Resolver:
 
     def _skip(self, spec: EstimatorSpec, task: str, why: str) -> Resolved:
         return Resolved(spec, task, spec.model, {}, Tags(), {}, skipped=why)
+
+
+def import_path_tags(cls: type, params: dict[str, Any]) -> Tags:
+    """What a class named by import path gets: only what the data requires, so its scores are scikit-learn's.
+
+    No scaling (a tree's thresholds, a forest's votes would move); one-hot encoding only
+    where there are categorical columns; median imputation only where there are missing
+    values and the estimator's own tags say it cannot take NaN (unknown: impute). A suite
+    asks for more with `preprocess:`.
+    """
+    from sklearn.utils import get_tags
+
+    try:
+        allow_nan = bool(get_tags(cls(**params)).input_tags.allow_nan)
+    except Exception:  # a constructor that needs more, or tags it cannot give: assume it needs clean input
+        allow_nan = False
+    return Tags(scale=False, impute=not allow_nan, categorical="onehot")
 
 
 def _task_of(cls: type) -> str | None:
