@@ -259,13 +259,19 @@ def _plan_study(plan: Plan, key: str, study: StudyTask) -> None:
     """The study, and with `tune.workers` > 1 its runners: each samples with its own seed (the
     same seed would propose the same trials), all into the study's one storage."""
     n = study.resolved.tune.get("workers", 1)
-    needs = []
-    for i in range(1, n + 1 if n > 1 else 1):
-        seed = derive_seed(study.plan.seed, "study runner", index=i)
-        runner = replace(study, key=f"{key}-runner{i}", plan=replace(study.plan, seed=seed), runner=i, runners=n)
-        plan.steps[runner.key] = runner
-        needs.append(runner.key)
-    plan.steps[key] = replace(study, runners=n, needs=tuple(needs))
+    runners = [
+        replace(
+            study,
+            key=f"{key}-runner{i}",
+            plan=replace(study.plan, seed=derive_seed(study.plan.seed, "study runner", index=i)),
+            runner=i,
+            runners=n,
+        )
+        for i in range(1, n + 1)
+        if n > 1  # one worker runs the study itself: no runner task
+    ]
+    plan.steps.update({r.key: r for r in runners})
+    plan.steps[key] = replace(study, runners=n, needs=tuple(r.key for r in runners))
 
 
 def pretraining(r: Resolved) -> Resolved:

@@ -145,7 +145,7 @@ def test_a_run_on_a_cluster_keeps_its_study_in_postgres(tmp_path, cli, database)
 @pytest.mark.slow
 def test_cluster_workers_share_one_study_in_postgres_and_stop_together_at_its_budget(tmp_path, cli, database):
     pytest.importorskip("distributed")
-    from tests.test_cluster import SHARED, LoopbackCluster, shared_trials, suite_file
+    from tests.test_cluster import SHARED, LoopbackCluster, suite_file
 
     cluster = LoopbackCluster(2)
     try:
@@ -155,7 +155,7 @@ def test_cluster_workers_share_one_study_in_postgres_and_stop_together_at_its_bu
     finally:
         cluster.close()
     assert result.returncode == 0, result.stdout + result.stderr
-    finished = shared_trials(database)
+    finished = _finished(database)
     assert len(finished) == 8 and all(t.state.name == "COMPLETE" for t in finished)
     assert len({t.user_attrs["process"] for t in finished}) == 2, "one worker ran every trial"
     assert not (tmp_path / "out" / "studies.db").exists()

@@ -57,7 +57,7 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S, preload: tuple[s
     `preload` names the libraries a local cluster's workers start with (see `_local_cluster`).
     """
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise ClusterError(
             f'--cluster {address}: dask.distributed is not installed (pip install "harness[dask]")'
@@ -66,7 +66,7 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S, preload: tuple[s
         n = address.removeprefix("local:")
         if not n.isdigit() or not 1 <= int(n) <= 1024:
             raise ClusterError(f"--cluster {address}: write local:N with N the number of worker processes (1-1024)")
-        local = _local_cluster(LocalCluster, int(n), preload)
+        local = _local_cluster(int(n), preload)
         return Cluster(Client(local), address, local)
     if "://" not in address and ":" not in address:
         raise ClusterError(f"--cluster {address}: write the scheduler's address, e.g. tcp://10.0.0.5:8786, or local:N")
@@ -158,9 +158,11 @@ LOCAL_WORKER_CONFIG = {
 }
 
 
-def _local_cluster(local_cluster: Any, n: int, preload: tuple[str, ...]) -> Any:
+def _local_cluster(n: int, preload: tuple[str, ...]) -> Any:
     """A LocalCluster of `n` single-threaded worker processes forked from a server that imported `preload`."""
     import dask
+    from distributed import LocalCluster
+    from distributed.utils import get_mp_context
 
     with (
         warnings.catch_warnings(),  # "port 8787 is already in use": no dashboard is wanted anyway
@@ -168,11 +170,9 @@ def _local_cluster(local_cluster: Any, n: int, preload: tuple[str, ...]) -> Any:
         main_not_rerun(),  # forked workers must not run the caller's script again
     ):
         warnings.simplefilter("ignore")
-        from distributed.utils import get_mp_context
-
         get_mp_context()  # sets Dask's own preload on first use, which ours then replaces
         forkserver_preload(("distributed", *preload))
-        return local_cluster(
+        return LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
         )
 
