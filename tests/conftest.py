@@ -45,9 +45,12 @@ def tiny_mixed_csv(tmp_path: Path) -> Path:
 def cli(monkeypatch: pytest.MonkeyPatch):
     """Invoke the app in this process (from the project root); returns a CompletedProcess like `harness`."""
     import harness.cli as harness_cli
+    from harness.cli import _common
 
-    monkeypatch.setattr(harness_cli, "console", Console(width=250, color_system=None))
-    monkeypatch.setattr(harness_cli, "err_console", Console(stderr=True, width=250, color_system=None))
+    plain, plain_err = Console(width=250, color_system=None), Console(stderr=True, width=250, color_system=None)
+    for module in (harness_cli, _common):  # command modules print through _common's consoles
+        monkeypatch.setattr(module, "console", plain)
+        monkeypatch.setattr(module, "err_console", plain_err)
     monkeypatch.delenv("HARNESS_DEBUG", raising=False)
     monkeypatch.delenv("HARNESS_ALLOW_MODULES", raising=False)
     monkeypatch.chdir(ROOT)

@@ -10,19 +10,17 @@ it); 130 interrupted by Ctrl-C and 143 by SIGTERM (finished folds kept).
 from __future__ import annotations
 
 import math
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from harness import __version__
-from harness.errors import HarnessError, SuiteError
+from harness.cli._common import Allow, DataHome, _guard, console, err_console
+from harness.errors import HarnessError
 
 EXIT_CODES = {
     0: "every fold ok (and no gate failed)",
@@ -39,56 +37,6 @@ app = typer.Typer(
     help="Benchmark classical and ensemble ML on tabular data.\n\nExit codes:\n\n"
     + "\n\n".join(f"{code}: {meaning}" for code, meaning in EXIT_CODES.items()),
 )
-console = Console()
-err_console = Console(stderr=True)
-
-Allow = Annotated[
-    list[str] | None,
-    typer.Option("--allow-module", help="Also allow import-path estimators from this module prefix (repeatable)."),
-]
-DataHome = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-home",
-        envvar="HARNESS_DATA_HOME",
-        help="Where OpenML datasets and suite listings are cached (default ~/.cache/harness).",
-    ),
-]
-
-
-def _fail(exc: HarnessError) -> None:
-    lines = exc.problems if isinstance(exc, SuiteError) else str(exc).splitlines()
-    for line in lines:
-        # escape: a message quotes user text (paths, columns, values) that rich would read as markup
-        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True, emoji=False)
-    raise typer.Exit(exc.exit_code)
-
-
-def _guard(fn):
-    """Turn HarnessError into one line per problem; other crashes into one line plus a hint."""
-
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except HarnessError as exc:
-            _fail(exc)
-        except (typer.Exit, typer.Abort, SystemExit):
-            raise
-        except Exception as exc:
-            if os.environ.get("HARNESS_DEBUG"):
-                raise
-            first = (str(exc).strip().splitlines() or [""])[0]
-            err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} (a bug in harness: rerun with "
-                "HARNESS_DEBUG=1 and report the traceback with the command you ran)",
-                soft_wrap=True,
-            )
-            raise typer.Exit(3) from None
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__wrapped__ = fn
-    return wrapper
 
 
 def _version(value: bool) -> None:
@@ -610,9 +558,9 @@ def _print_check(result) -> int:
     return result.exit_code
 
 
+# Command groups that live in their own modules register themselves on `app` here.
+# (one import per module; keep this block at the end so that `app` exists)
+
+
 def entrypoint() -> None:
     app(prog_name="harness")
-
-
-if __name__ == "__main__":
-    sys.exit(entrypoint())

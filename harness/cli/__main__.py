@@ -1,0 +1,5 @@
+"""`python -m harness.cli`: the same as the `harness` command."""
+
+from harness.cli import entrypoint
+
+entrypoint()
