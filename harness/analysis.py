@@ -11,8 +11,11 @@ and infinities become null) so reports and users read the same numbers.
 
 Per dataset: every pair of models on the primary metric (optionally every metric) with
 the Nadeau–Bengio corrected t-test (Holm-adjusted across the pairs of that dataset) and
-the Bayesian correlated t-test. Across datasets: average ranks, Friedman/Iman–Davenport
-/Kendall's W, Wilcoxon–Holm pairs, the Nemenyi critical difference and win/tie/loss.
+the Bayesian correlated t-test; "not significantly worse than the best" reads the
+pairs with the best in that family (`stats.versus_best`, shared with `harness check`).
+Across datasets: average ranks, Friedman/Iman–Davenport/Kendall's W and the Nemenyi
+critical difference on ranks (unit-free), Wilcoxon–Holm pairs on differences that share
+a unit (one bounded metric, or skill scores over the dummy baseline), and win/tie/loss.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ FOLD_ID = ["seed", "repeat", "fold"]
 A_BETTER, B_BETTER, NO_DIFFERENCE, NOT_TESTED = "A better", "B better", "no significant difference", "not tested"
 
 DummyScores = Mapping[str, float] | Callable[[str], float | None]
+
+VERSUS_BEST_TEST = (
+    "each model against the dataset's best (highest mean): two-sided corrected t-test on their common folds, "
+    "Holm over every pair of models of the dataset (the pairs' family); worse = Holm p < alpha and behind"
+)
 
 
 @dataclass
@@ -162,23 +170,13 @@ def _scores(rows: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.DataFrame, i
     return series, sizes, int((~keep).sum())
 
 
-def _denoise(diff: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
-    """Differences within float noise of the scores (1e-12 relative) are exact zeros.
-
-    Otherwise two models with the same predictions but scores summed in a different order
-    would get a random t statistic from a 1e-17 'variance'.
-    """
-    scale = np.maximum(1.0, np.maximum(np.abs(xa), np.abs(xb)))
-    return np.where(np.abs(diff) <= 1e-12 * scale, 0.0, diff)
-
-
 def _pair(
     a: str, b: str, sa: pd.Series, sb: pd.Series, sizes: pd.DataFrame, metric: str, sign: float, opts: AnalysisOptions
 ) -> dict[str, Any]:
     """Both tests on the fold identities where both models have a score (positive = A better)."""
     common = sa.index.intersection(sb.index).sort_values()
     xa, xb = sa.loc[common].to_numpy(), sb.loc[common].to_numpy()
-    diff = sign * _denoise(xa - xb, xa, xb)
+    diff = sign * stats.denoise(xa - xb, xa, xb)
     sz = sizes.loc[common]
     rope = _rope(metric, np.concatenate([xa, xb]), opts)
     test = stats.corrected_ttest(diff, sz["n_train"].to_numpy(), sz["n_test"].to_numpy(), opts.alpha)
@@ -227,18 +225,26 @@ def _bayes_decision(probs: tuple[float, float, float], alpha: float) -> str:
 
 
 def _compare(rows: pd.DataFrame, models: list[str], metric: str, sign: float, opts: AnalysisOptions) -> dict[str, Any]:
-    """Every pair on one metric; Holm across this dataset's pairs; the best and those not worse."""
-    scores, sizes, missing = {}, [], {}
+    """Every pair on one metric (Holm across this dataset's pairs); the best and those not significantly worse.
+
+    "Not significantly worse than the best" is `stats.versus_best`, the rule `harness
+    check` applies to the champion, so the summary and the gate cannot disagree; its Holm
+    family is every pair of the dataset, the pairs' own, so the pairs table and that list
+    never contradict each other either.
+    """
+    scores, sizes, missing, folds = {}, [], {}, {}
     for model in models:
         s, sz, miss = _scores(rows[rows["estimator"] == model], metric)
         missing[model] = miss
         if len(s):
             scores[model] = s
             sizes.append(sz)
+            aligned = sz.reindex(s.index)
+            folds[model] = dict(zip(s.index, zip(s, aligned["n_train"], aligned["n_test"], strict=True), strict=True))
     # n_train/n_test depend on the split only: pool them over models per fold identity.
     size_table = pd.concat(sizes).groupby(level=FOLD_ID).mean() if sizes else pd.DataFrame()
-    means = {m: float(s.mean()) for m, s in scores.items()}
-    order = sorted(scores, key=lambda m: (-sign * means[m], m))
+    vs = stats.versus_best(folds, sign > 0, opts.alpha)
+    order = list(vs.means)
     pairs = [_pair(a, b, scores[a], scores[b], size_table, metric, sign, opts) for a, b in combinations(order, 2)]
     adjusted = stats.holm([p["p"] for p in pairs])
     for pair, p_holm in zip(pairs, adjusted, strict=True):
@@ -250,26 +256,19 @@ def _compare(rows: pd.DataFrame, models: list[str], metric: str, sign: float, op
             pair["verdict"] = A_BETTER if pair["mean_diff"] > 0 else B_BETTER
         else:
             pair["verdict"] = NO_DIFFERENCE
-    best = order[0] if order else None
-    not_worse, not_tested = ([best] if best else []), []
-    for pair in pairs:
-        if pair["a"] != best:
-            continue
-        if pair["verdict"] == NOT_TESTED:
-            not_tested.append(pair["b"])
-        elif pair["verdict"] != A_BETTER:
-            not_worse.append(pair["b"])
+    not_worse = ([vs.best] if vs.best else []) + [r["model"] for r in vs.rows if np.isfinite(r["p"]) and not r["worse"]]
     return {
         "metric": metric,
         "greater_is_better": sign > 0,
         "rope_rule": _rope_rule(metric, opts),
-        "means": {m: means[m] for m in order},
+        "means": vs.means,
         "n_scores": {m: len(scores[m]) for m in order},
         "ok_folds_without_value": {m: n for m, n in missing.items() if n},
         "no_score": [m for m in models if m not in scores],
-        "best": best,
+        "best": vs.best,
         "not_significantly_worse_than_best": not_worse,
-        "not_tested_against_best": not_tested,
+        "not_tested_against_best": [r["model"] for r in vs.rows if not np.isfinite(r["p"])],
+        "versus_best": {"family": vs.family, "test": VERSUS_BEST_TEST, "comparisons": vs.rows},
         "pairs": pairs,
     }
 
@@ -382,6 +381,101 @@ def _pair_rope(raw: pd.DataFrame, primary_of: dict[str, str], options: AnalysisO
     return rope
 
 
+RAW, SKILL = "raw", "skill"
+
+
+def _perfect(metric: str) -> float:
+    """The best attainable value: 1 for the bounded metrics (all greater-is-better), 0 for errors and log loss."""
+    if metric in BOUNDED_METRICS:
+        return 1.0
+    if metric in METRICS and not METRICS[metric].greater_is_better:
+        return 0.0
+    return math.nan
+
+
+def _scale(metrics: set[str]) -> str:
+    """Raw differences share a unit only for one bounded metric; anything else is compared as skill scores."""
+    return RAW if len(metrics) == 1 and next(iter(metrics)) in BOUNDED_METRICS else SKILL
+
+
+def _scale_text(scale: str, metrics: list[str]) -> str:
+    if scale == RAW:
+        return f"{metrics[0]} differences (one bounded metric: the same units on every dataset)"
+    why = "different primary metrics" if len(metrics) > 1 else f"{metrics[0]} is on each dataset's own scale"
+    return (
+        "skill scores over the dummy baseline, (score - dummy) / (perfect - dummy) per dataset (0 = dummy, "
+        f"1 = perfect; perfect is 1 for bounded metrics, 0 for errors and log loss), because of {why} "
+        f"({', '.join(metrics)})"
+    )
+
+
+def _wilcoxon_on(
+    datasets: list[str], oriented: pd.DataFrame, skill: pd.DataFrame, primary_of: dict[str, str],
+    options: AnalysisOptions,
+) -> dict[str, Any]:  # fmt: skip
+    """One Wilcoxon–Holm family on `datasets`, on the quantity their metrics allow; not run below min_datasets."""
+    metrics = sorted({primary_of[d] for d in datasets})
+    scale = _scale(set(metrics))
+    table = oriented.loc[datasets] if scale == RAW else skill.loc[datasets]
+    usable = [d for d in datasets if table.loc[d].notna().all()]
+    left_out = [d for d in datasets if d not in usable]
+    out: dict[str, Any] = {"scale": scale, "quantity": _scale_text(scale, metrics), "metrics": metrics,
+                           "datasets": usable, "n_datasets": len(usable), "left_out": left_out, "pairs": None,
+                           "note": None}  # fmt: skip
+    if left_out:
+        out["note"] = f"left out (no dummy-baseline score to normalise by): {', '.join(left_out)}"
+    if len(usable) < options.min_datasets:
+        out["note"] = (out["note"] + "; " if out["note"] else "") + (
+            f"not run: {len(usable)} dataset(s), at least {options.min_datasets} needed"
+        )
+        return out
+    out["pairs"] = stats.wilcoxon_holm(table.loc[usable], options.alpha)
+    return out
+
+
+def _wilcoxon_tests(
+    raw: pd.DataFrame, oriented: pd.DataFrame, primary_of: dict[str, str], options: AnalysisOptions,
+    dummy_scores: DummyScores | None, notes: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Wilcoxon–Holm on comparable quantities only: pooled over every dataset, and per primary metric.
+
+    The signed-rank test ranks the sizes of the differences, so the differences it pools
+    must share a unit. The pooled test (the headline, `wilcoxon_holm`) runs on raw
+    differences when every dataset uses one bounded metric, and on skill scores over
+    the dummy baseline otherwise; with several primary metrics each one also gets its
+    own test (`wilcoxon_per_metric`, each its own Holm family). Friedman, the average
+    ranks and the critical difference use ranks within datasets, which are unit-free:
+    they pool every dataset as they are.
+    """
+    datasets = list(raw.index)
+    used = sorted({primary_of[d] for d in datasets})
+    dummy = pd.Series({d: _dummy_for(dummy_scores, d) for d in datasets}, dtype=float)
+    perfect = pd.Series({d: _perfect(primary_of[d]) for d in datasets}, dtype=float)
+    skill = stats.skill_scores(raw, dummy, perfect)
+    pooled = _wilcoxon_on(datasets, oriented, skill, primary_of, options)
+    per_metric = {}
+    if len(used) > 1:
+        for metric in used:
+            mine = [d for d in datasets if primary_of[d] == metric]
+            per_metric[metric] = _wilcoxon_on(mine, oriented, skill, primary_of, options)
+    notes.append(
+        f"Wilcoxon signed-rank tests (Holm) compare {pooled['quantity']}. Friedman, the average ranks and the "
+        "critical difference use ranks within each dataset, which are unit-free, so they pool every dataset."
+    )
+    if pooled["note"]:
+        notes.append(f"The pooled Wilcoxon test: {pooled['note']}.")
+    uses_skill = pooled["scale"] == SKILL or any(t["scale"] == SKILL for t in per_metric.values())
+    return {
+        "wilcoxon_scale": pooled["scale"],
+        "wilcoxon_quantity": pooled["quantity"],
+        "wilcoxon_datasets": pooled["datasets"],
+        "wilcoxon_holm": pooled["pairs"],
+        "wilcoxon_note": pooled["note"],
+        "wilcoxon_per_metric": per_metric,
+        "skill": {"dummy": dummy, "perfect": perfect, "scores": skill} if uses_skill else None,
+    }
+
+
 def analyse_across(
     folds: pd.DataFrame,
     primary_of: dict[str, str],
@@ -410,7 +504,11 @@ def analyse_across(
         "win_tie_loss_rope": {m: _rope_rule(m, options, "the dataset means") for m in used},
         "min_attainable_p": stats.min_attainable_p(n, max(k, 2), options.alpha).to_dict(),
         "friedman": None,
+        "wilcoxon_scale": None,
+        "wilcoxon_quantity": None,
         "wilcoxon_holm": None,
+        "wilcoxon_note": None,
+        "wilcoxon_per_metric": {},
         "nemenyi_cd": None,
     }
     meaningful = n >= options.min_datasets and k >= 2
@@ -423,21 +521,9 @@ def analyse_across(
         )
     else:
         out["friedman"] = stats.friedman(oriented).to_dict()
-        out["wilcoxon_holm"] = stats.wilcoxon_holm(oriented, options.alpha)
-        out["wilcoxon_zero_method"] = stats.WILCOXON_ZERO_METHOD
         out["nemenyi_cd"] = stats.nemenyi_cd(k, n, options.alpha)
-        if len(used) > 1:
-            notes.append(
-                f"Datasets use different primary metrics ({', '.join(used)}). Friedman pools ranks, which are "
-                "unitless; the Wilcoxon tests pooled differences of different metrics, so their ranks of |difference| "
-                "compare unlike units: read them with care."
-            )
-        unbounded = [m for m in used if m not in BOUNDED_METRICS and sum(v == m for v in primary_of.values()) > 1]
-        if unbounded:
-            notes.append(
-                f"{', '.join(unbounded)} {'is' if len(unbounded) == 1 else 'are'} on each dataset's own scale: "
-                "the Wilcoxon ranks of |difference| mix scales across datasets."
-            )
+        out.update(_wilcoxon_tests(raw, oriented, primary_of, options, dummy_scores, notes))
+        out["wilcoxon_zero_method"] = stats.WILCOXON_ZERO_METHOD
         if info["dummy_substituted"]:
             notes.append("Failed models were given the dummy baseline's score on the datasets listed under failures.")
     out["notes"] = notes
@@ -492,7 +578,9 @@ def analyse(
     `dummy_scores` maps dataset -> the dummy baseline's primary score (natural units), or
     is a callable dataset -> score; `dummy_scores_from_store` computes it from the stored
     predictions without refitting. With failures="dummy" and no dummy score for a dataset
-    where a model failed, that model is dropped and a note says so.
+    where a model failed, that model is dropped and a note says so. The dummy scores are
+    also the reference of the skill scores the pooled Wilcoxon test compares when the
+    datasets' primary metrics differ; a dataset without one is left out of that test.
     """
     options = options or AnalysisOptions()
     folds = folds[folds["dataset"].notna()]
@@ -506,7 +594,8 @@ def analyse(
     result = {
         "settings": {
             **asdict(options),
-            "test_per_dataset": "Nadeau-Bengio corrected resampled t-test, Holm across the pairs of each dataset",
+            "test_per_dataset": "Nadeau-Bengio corrected resampled t-test, Holm across the pairs of each dataset; "
+            "not significantly worse than the best: its pair with the best is not significant (the same family)",
             "bayesian_per_dataset": "Bayesian correlated t-test (Corani & Benavoli 2015)",
             "fold_identity": FOLD_ID,
             "orientation": "mean_diff, CI and probabilities: positive = A better (lower-is-better metrics negated); "
@@ -583,5 +672,7 @@ def analyse_store(store: Store, options: AnalysisOptions | None = None) -> dict[
     """`analyse` on the latest suite version in `store`, with dummy scores from its predictions."""
     lb = load_leaderboards(store)
     options = options or AnalysisOptions()
-    dummy = dummy_scores_from_store(store, lb.folds, lb.primary) if options.failures == "dummy" else None
+    # The dummy scores stand in for failed models (failures="dummy") and are the reference of the skill scores
+    # that make different metrics comparable in the Wilcoxon test, so they are computed under either policy.
+    dummy = dummy_scores_from_store(store, lb.folds, lb.primary)
     return analyse(lb.folds, lb.metrics, lb.primary, lb.directions, options, dummy)

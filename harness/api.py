@@ -89,11 +89,11 @@ def plan(
     """
     from harness.fileio import check_set_targets
     from harness.planner import RunOptions, output_dir, prepare
-    from harness.report import OUTPUT_FILES
+    from harness.report import ALL_OUTPUT_FILES
 
     parsed = as_suite(suite)
     out = Path(out) if out is not None else None
-    check_set_targets(output_dir(parsed, out), OUTPUT_FILES, option=out_option)
+    check_set_targets(output_dir(parsed, out), ALL_OUTPUT_FILES, option=out_option)
     from harness.registry import allowed_modules
 
     # as on the command line: the defaults, HARNESS_ALLOW_MODULES, then the modules named here
@@ -116,6 +116,7 @@ def run(
     on_start: Callable[[int, int, int | None], None] | None = None,
     on_result: Callable[[Any], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    mlflow: str | bool | None = None,
     **options: Any,
 ) -> Results:
     """Run `suite` (a YAML path, a dict, a parsed Suite, or what `plan` returned) and return its Results.
@@ -128,10 +129,23 @@ def run(
     `harness run` writes them. `on_start(todo, reused, workers)`, `on_result(result)` and
     `on_note(line)` report progress (the CLI draws its progress bar with them). Ctrl-C
     raises KeyboardInterrupt once every finished fold is stored.
+
+    `mlflow` (a tracking URI, or True for the embedded `sqlite:///OUT/mlflow.db`) exports the
+    run to MLflow at the end (`harness export mlflow`); MLflow and the URI are checked before
+    anything is fitted. An export that fails afterwards does not lose the run: it is warned and
+    kept in `Results.mlflow_error`; what the export did is in `Results.mlflow`.
     """
     from harness.report import write_outputs
     from harness.runner import run_suite
 
+    if mlflow is not None and mlflow is not False:
+        from harness.integrations.mlflow import require_mlflow, target_for
+
+        # No MLflow, a bad URI: nothing is fitted (the embedded default lives in OUT, checked at export).
+        if mlflow is True:
+            require_mlflow()
+        else:
+            target_for(Path(out or "."), mlflow)
     planned = suite if isinstance(suite, Planned) else plan(suite, out, n_jobs, **options)
     summary = run_suite(
         planned.suite, planned.options, on_start=on_start, on_result=on_result, plan=planned.plan, on_note=on_note
@@ -139,7 +153,23 @@ def run(
     results = Results(summary.out, summary)
     if report:
         write_outputs(summary.out, data=results.data)  # one read of the store serves the files and Results
+    if mlflow is not None and mlflow is not False:
+        _export_mlflow(results, None if mlflow is True else mlflow)
     return results
+
+
+def _export_mlflow(results: Results, tracking_uri: str | None) -> None:
+    """Export at the end of a run; a failure is recorded on `results` and warned, never raised: the run is stored."""
+    import warnings
+
+    from harness.integrations.mlflow import export_run
+
+    try:
+        results.mlflow = export_run(results.out, tracking_uri, data=results.data)
+    except HarnessError as exc:
+        again = f"harness export mlflow {results.out}" + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
+        results.mlflow_error = f"{exc} (the run is stored: export it again with `{again}`)"
+        warnings.warn(results.mlflow_error, stacklevel=3)
 
 
 def open(out: str | Path) -> Results:
@@ -173,6 +203,8 @@ class Results:
     def __init__(self, out: str | Path, summary: RunSummary | None = None) -> None:
         self.out = Path(out)
         self.summary = summary  # the run that produced these results, when this process ran it
+        self.mlflow: Any = None  # run(mlflow=...): what the export did (integrations.mlflow.Exported)
+        self.mlflow_error: str | None = None  # ...or why it failed (the results are stored all the same)
 
     def __repr__(self) -> str:
         return f"Results({str(self.out)!r})"

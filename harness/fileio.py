@@ -178,9 +178,26 @@ def _html(path: Path) -> bool:
     return head.startswith(b"<!DOCTYPE html>") and b"<title>Benchmark report: " in head
 
 
+def _parquet_with(key: bytes) -> Callable[[Path], bool]:
+    """A Parquet file whose schema metadata holds `key` (how our Parquet outputs mark themselves)."""
+
+    def sniff(path: Path) -> bool:
+        if _head(path, 4) != b"PAR1":
+            return False
+        try:
+            import pyarrow.parquet as pq
+
+            return key in (pq.read_schema(path).metadata or {})
+        except Exception:  # pyarrow raises many types on junk
+            return False
+
+    return sniff
+
+
 # How each output reads, for outputs written before manifests existed (is_own_output).
 OUTPUT_KINDS: dict[str, Callable[[Path], bool]] = {
     "results.csv": _starts("dataset,estimator,repeat,fold,status,"),
+    "results.parquet": _parquet_with(b"harness_results"),
     "leaderboard.md": _starts("# Leaderboard: "),
     "stats.json": _json_keys("settings", "per_dataset", "across"),
     "summary.md": _starts("# Benchmark summary: "),

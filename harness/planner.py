@@ -35,6 +35,7 @@ from harness.engine import (
     derive_seed,
     threads_per_worker,
 )
+from harness.engine.curves import check_validation_curve
 from harness.errors import DatasetError, EstimatorError, SuiteError
 from harness.metrics import METRICS, TASKS
 from harness.openml import expand_suite
@@ -211,9 +212,19 @@ def _fold_task(
     first_seed: int,
 ) -> FoldTask:
     suite = plan.suite
-    explain = suite.explain.model_dump() if explained(suite, split, first_seed) else None
-    levels = tuple(suite.robustness.levels) if suite.robustness is not None else None
+    explain = suite.explain.settings() if explained(suite, split, first_seed) else None  # method only when not shap
+    robust = suite.robustness
+    levels = tuple(robust.levels) if robust is not None and "noise" in robust.attacks else None
     outputs = {"explain": explain, "robustness": list(levels) if levels else levels}
+    attacks = robust.attack_settings() if robust is not None else None
+    if attacks is not None:  # only noise: keys unchanged
+        outputs["attacks"] = attacks
+    learning = r.spec.learning_curve or suite.learning_curve  # off unless asked: keys unchanged
+    curve = r.spec.curve.model_dump() if r.spec.curve is not None else None
+    if learning is not None:
+        outputs["learning_curve"] = learning.fractions
+    if curve is not None:
+        outputs["validation_curve"] = curve
     key = task_key(ds, r, suite, split.repeat, split.fold, source, outputs)
     nested = r.tune is not None and not r.skipped and r.tune["mode"] == "nested"
     study = study_plan(suite, ds, r, f"fold-{key}", plan.storage, deadline, split) if nested else None
@@ -229,6 +240,9 @@ def _fold_task(
         study=study,
         explain=explain,
         robustness=levels,
+        attacks=attacks,
+        learning_curve=tuple(learning.fractions) if learning is not None else None,
+        validation_curve=curve,
         needs=() if r.skipped else needs,
     )
 
@@ -420,6 +434,9 @@ def _resolve_estimators(
                 problems.append(f"{suite.label}: estimators[{i}].{exc}")
                 break
             resolved[(est.name, task)] = r
+            if est.curve is not None and not r.skipped:
+                found = check_validation_curve(r, est.curve.param, est.curve.values)
+                problems += [f"{suite.label}: estimators[{i}].{p}" for p in found]
             if est.pretrain is not None and not r.skipped:
                 try:
                     build(pretraining(r), Columns(["x"], ["c"], True))

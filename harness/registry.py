@@ -27,6 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from harness.errors import EstimatorError
 from harness.metrics import CLASSIFICATION, REGRESSION
 from harness.preprocess import Columns, Tags, make_pipeline
+from harness.resample import sampler_tags, settings_for, with_sampler
 from harness.spec import EstimatorSpec, Suite, did_you_mean
 from harness.tuning import parse_space
 
@@ -353,6 +354,7 @@ class Resolved:
     members: dict[str, Any]  # member param -> Resolved | list[Resolved]
     skipped: str | None = None  # why this estimator does not run on this task
     tune: dict[str, Any] | None = None  # TuneSpec fields with the full (default + suite) space
+    resample: dict[str, Any] | None = None  # the `resample:` settings (harness.resample), classification only
 
     def config(self) -> dict[str, Any]:
         """JSON-ready identity of the estimator: enters result keys."""
@@ -360,6 +362,8 @@ class Resolved:
         out = {"class": self.cls_path, "params": self.params, "tags": self.tags.as_dict(), "members": members}
         if self.tune is not None:  # how many workers share a study is how it runs, not what (like --n-jobs)
             out["tune"] = {k: v for k, v in self.tune.items() if k != "workers"}
+        if self.resample is not None:  # only when set: keys of estimators without it stay as they were
+            out["resample"] = self.resample
         return out
 
     def with_params(self, params: dict[str, Any]) -> Resolved:
@@ -378,6 +382,11 @@ class Resolver:
     def resolve(self, name: str, task: str, _stack: tuple[str, ...] = ()) -> Resolved:
         resolved = self._resolve(name, task, _stack)
         spec = resolved.spec
+        if spec.resample is not None and not resolved.skipped:
+            settings = settings_for(spec.resample, task, self.suite.seed)
+            resolved = replace(resolved, resample=settings, tags=sampler_tags(resolved.tags, settings))
+        if (spec.augment is not None or spec.adversarial_training is not None) and not resolved.skipped:
+            resolved = _mlp_training_options(resolved)
         if (
             spec.pretrain is not None
             and not resolved.skipped
@@ -461,6 +470,23 @@ class Resolver:
         return Resolved(spec, task, spec.model, {}, Tags(), {}, skipped=why)
 
 
+def _mlp_training_options(resolved: Resolved) -> Resolved:
+    """`augment:` and `adversarial_training:` become the torch MLP's parameters; any other model refuses them."""
+    accepted = inspect.signature(_class(resolved.cls_path)).parameters
+    params = dict(resolved.params)
+    for key in ("augment", "adversarial_training"):
+        option = getattr(resolved.spec, key)
+        if option is None:
+            continue
+        if not set(option.params()) <= set(accepted):
+            raise EstimatorError(
+                f"{key}: only the torch MLP (model: mlp) trains on augmented or adversarial batches; "
+                f"'{resolved.spec.model}' does not"
+            )
+        params.update(option.params())
+    return replace(resolved, params=params)
+
+
 def import_path_tags(cls: type, params: dict[str, Any]) -> Tags:
     """What a class named by import path gets: only what the data requires, so its scores are scikit-learn's.
 
@@ -499,7 +525,9 @@ def build(resolved: Resolved, columns: Columns) -> Any:
     models: bags see the bagging pipeline's preprocessed arrays, the final estimator
     the members' numeric outputs (scaled when its tags ask for it).
     """
-    return make_pipeline(_bare(resolved, columns), resolved.tags, columns)
+    model = make_pipeline(_bare(resolved, columns), resolved.tags, columns)
+    # resample: an imbalanced-learn pipeline whose sampler runs in fit only (harness.resample)
+    return model if resolved.resample is None else with_sampler(model, resolved.resample, columns)
 
 
 def _bare(resolved: Resolved, columns: Columns) -> Any:

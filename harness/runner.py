@@ -211,6 +211,8 @@ def _settings(suite: Suite, options: RunOptions, plan: Plan, cluster: Any = None
         "metrics": {t: suite.metric_names(t) for t in TASKS},
         "primary": {t: suite.primary_metric(t) for t in TASKS},
         "environment": environment(suite),
+        # where relative data paths were read from (harness export model refits on the same files)
+        **({"suite_path": str(suite.path.resolve())} if suite.path else {}),
         **({"skipped_datasets": list(plan.skipped)} if plan.skipped else {}),  # OpenML suite datasets over its limits
     }
 

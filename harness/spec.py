@@ -11,6 +11,8 @@ values once aliases are expanded), and every number of the schema is finite and 
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import re
 import threading
 import types
@@ -328,12 +330,38 @@ class ExplainSpec(_Strict):
     budget_share: float = Field(0.1, ge=0, le=10)  # of an explained fold's training (fit + tuning) time...
     min_s: float = Field(0.05, ge=0, le=MAX_SECONDS)  # ...but at least this many seconds per explained fold
     max_rows: int = Field(500, ge=1, le=10_000_000)
+    method: Literal["shap", "lime", "both"] = "shap"  # lime and both need the `harness[lime]` extra
+
+    @field_validator("method")
+    @classmethod
+    def _lime_installed(cls, v: str) -> str:
+        import importlib.util
+
+        if v != "shap" and importlib.util.find_spec("lime") is None:
+            raise ValueError(f"{v} needs the lime package: pip install 'harness[lime]'")
+        return v
+
+    def settings(self) -> dict[str, Any]:
+        """The settings a fold task carries (and its key): `method` only when not the default, so SHAP keys stay."""
+        dumped = self.model_dump()
+        return dumped if self.method != "shap" else {k: v for k, v in dumped.items() if k != "method"}
 
 
 class RobustnessSpec(_Strict):
-    """Score each fold again on perturbed copies of its test rows (noise in units of the training spread)."""
+    """Score each fold again on perturbed test rows: random noise and worst-case attacks (harness.robustness).
+
+    A level is a budget in units of each numeric column's training standard deviation. The attacks are
+    bounded per fold: at most `max_rows` test rows (a seeded sample), `queries` model evaluations per row
+    and level (blackbox), `steps` gradient steps per level (pgd), and `max_s` seconds of wall time for all
+    of them. `{levels: [...]}` alone means `attacks: [noise]` and keeps its task keys.
+    """
 
     levels: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5], min_length=1)
+    attacks: list[Literal["noise", "pgd", "blackbox"]] = Field(default_factory=lambda: ["noise"], min_length=1)
+    max_rows: int = Field(1000, ge=1, le=10_000_000)
+    queries: int = Field(100, ge=1, le=100_000)
+    steps: int = Field(10, ge=1, le=10_000)
+    max_s: float = Field(30.0, gt=0, le=MAX_SECONDS)
 
     @field_validator("levels")
     @classmethod
@@ -342,12 +370,97 @@ class RobustnessSpec(_Strict):
             raise ValueError("noise levels must be in (0, 10]")
         return sorted(set(v))
 
+    @field_validator("attacks")
+    @classmethod
+    def _once(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+    def attack_settings(self) -> dict[str, Any] | None:
+        """What a fold's worst-case attacks need (None when only noise is asked: the task key stays as it was)."""
+        attacks = [a for a in self.attacks if a != "noise"]
+        if not attacks:
+            return None
+        budget = {"max_rows": self.max_rows, "queries": self.queries, "steps": self.steps, "max_s": self.max_s}
+        return {"attacks": attacks, "levels": list(self.levels)} | budget
+
+
+class LearningCurveSpec(_Strict):
+    """Refit each fold on nested, stratified subsets of its training part, scored on the whole test fold.
+
+    Fraction 1.0 (always included) is the fold's own fit, not a second one.
+    """
+
+    fractions: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0], min_length=1, max_length=50)
+
+    @field_validator("fractions")
+    @classmethod
+    def _shares(cls, v: list[float]) -> list[float]:
+        if any(f <= 0 or f > 1 for f in v):
+            raise ValueError("fractions must be in (0, 1]")
+        return sorted(set(v) | {1.0})
+
+
+class ValidationCurveSpec(_Strict):
+    """Train and test scores of one estimator for each value of one of its parameters (a fit per value)."""
+
+    param: str
+    values: list[Any] = Field(min_length=1, max_length=100)
+
+    @field_validator("values")
+    @classmethod
+    def _distinct_finite(cls, v: list[Any]) -> list[Any]:
+        seen: dict[str, int] = {}
+        for j, value in enumerate(v):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"[{j}]: {value} is not a finite number")
+            text = json.dumps(value, sort_keys=True, default=str)
+            if text in seen:
+                raise ValueError(f"[{j}]: {value!r} is given twice (also [{seen[text]}])")
+            seen[text] = j
+        return v
+
+
+class ResampleSpec(_Strict):
+    """Rebalance the classes of every training part (outer fold, inner tuning folds) with imbalanced-learn.
+
+    Only the rows a model is fitted on are resampled; test rows never are. `sampling_strategy` and the
+    method's own parameters are imbalanced-learn's (checked by its constraints before anything is fitted);
+    `random_state` defaults to the suite's seed, like an estimator's.
+    """
+
+    method: Literal["smote", "random_over", "random_under"]
+    sampling_strategy: float | Literal["auto", "minority", "not minority", "not majority", "all", "majority"] = "auto"
+    k_neighbors: int | None = Field(None, ge=1, le=10_000)  # smote only (default 5)
+    replacement: bool | None = None  # random_under only
+    shrinkage: float | None = Field(None, ge=0, le=1e6)  # random_over only (smoothed bootstrap)
+    random_state: Seed | None = None
+
 
 class PretrainSpec(_Strict):
     """Start a torch MLP from weights trained on another dataset of the suite (same features)."""
 
     dataset: str
     params: dict[str, Any] = Field(default_factory=dict)  # overrides for the pretraining fit (e.g. lr)
+
+
+class AugmentSpec(_Strict):
+    """Augment the torch MLP's training batches: Gaussian noise (in training stds of each numeric input), mixup."""
+
+    noise: float = Field(0.0, ge=0, le=10)
+    mixup: float = Field(0.0, ge=0, le=100)  # the Beta(alpha, alpha) parameter; 0 is off
+
+    def params(self) -> dict[str, Any]:
+        return {"noise": self.noise, "mixup": self.mixup}
+
+
+class AdversarialTrainingSpec(_Strict):
+    """Train the torch MLP on PGD examples: an L-infinity budget in training stds of each numeric input."""
+
+    eps: float = Field(gt=0, le=10)
+    steps: int = Field(3, ge=1, le=100)
+
+    def params(self) -> dict[str, Any]:
+        return {"adversarial_eps": self.eps, "adversarial_steps": self.steps}
 
 
 class EstimatorSpec(_Strict):
@@ -360,6 +473,11 @@ class EstimatorSpec(_Strict):
     tune: TuneSpec | None = None
     pretrain: PretrainSpec | None = None
     finetune: Literal["all", "head"] | None = None
+    augment: AugmentSpec | None = None  # torch MLP only: maps onto its noise / mixup params
+    adversarial_training: AdversarialTrainingSpec | None = None  # torch MLP only: adversarial_eps / _steps
+    resample: ResampleSpec | None = None  # classification only: rebalance each training part
+    learning_curve: LearningCurveSpec | None = None  # overrides the suite's for this estimator
+    curve: ValidationCurveSpec | None = None  # a validation curve over one parameter
 
 
 class Suite(_Strict):
@@ -377,6 +495,7 @@ class Suite(_Strict):
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     explain: ExplainSpec = Field(default_factory=ExplainSpec)
     robustness: RobustnessSpec | None = None
+    learning_curve: LearningCurveSpec | None = None  # every estimator's, unless it has its own
     champion: str | None = None  # the production model: `harness check` fails when it stops being best
     datasets: list[DatasetEntry] = Field(min_length=1)  # datasets, and OpenML suites (expanded by the data layer)
     estimators: list[EstimatorSpec] = Field(min_length=1)

@@ -12,8 +12,11 @@ Benavoli (2015), which carries the same correction into a Student posterior.
 Across datasets, scores are not commensurable, so we follow Demšar (2006) and Benavoli
 et al. (2016): average ranks, the Friedman test with the Iman–Davenport F, Kendall's W,
 the Nemenyi critical difference for a diagram, and pairwise Wilcoxon signed-rank tests
-with Holm's correction for the verdicts. Matrices are ORIENTED: higher is better (the
-caller negates lower-is-better metrics such as rmse or log_loss).
+with Holm's correction for the verdicts. Ranks are unit-free, but the Wilcoxon test also
+ranks the sizes of the differences, so it may only pool differences in one unit: one
+bounded metric, or skill scores over the dummy baseline (`skill_scores`). Matrices are
+ORIENTED: higher is better (the caller negates lower-is-better metrics such as rmse or
+log_loss).
 
 Nothing here passes a NaN to a library: missing values are dropped (one-dataset tests)
 or refused (across-dataset matrices must be complete).
@@ -22,7 +25,7 @@ or refused (across-dataset matrices must be complete).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
@@ -170,6 +173,16 @@ def bayes_correlated_ttest(
     return (left, max(0.0, 1.0 - left - right), right)
 
 
+def denoise(diff: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """Differences within float noise of the scores (1e-12 relative) become exact zeros.
+
+    Otherwise two models with the same predictions but scores summed in a different order
+    would get a random t statistic from a 1e-17 'variance'.
+    """
+    scale = np.maximum(1.0, np.maximum(np.abs(xa), np.abs(xb)))
+    return np.where(np.abs(diff) <= 1e-12 * scale, 0.0, diff)
+
+
 def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     """Holm–Bonferroni adjusted p-values; NaNs stay NaN and are not counted in the family."""
     p = np.asarray(pvalues, dtype=float).ravel()
@@ -177,6 +190,93 @@ def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     ok = np.isfinite(p)
     if ok.any():
         out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
+# fold identity -> (score in natural units, n_train, n_test): one model's usable folds on one dataset.
+FoldScores = Mapping[Hashable, tuple[float, float, float]]
+
+
+@dataclass(frozen=True)
+class VersusBest:
+    """The best model of a dataset and every other model tested against it.
+
+    `means` are natural-unit means, best first, then by oriented mean. Each row of
+    `rows` is one other model: `mean_diff` is model − best on the common folds, oriented
+    (negative: behind the best), `p` the two-sided corrected t-test, `p_holm` Holm over
+    the `family` pairs of models that could be tested, `worse` the verdict, `reason` why
+    a comparison was not tested (then `p` is NaN and `worse` False).
+    """
+
+    best: str | None
+    means: dict[str, float]
+    rows: list[dict[str, Any]]
+    family: int
+
+    def row(self, model: str) -> dict[str, Any] | None:
+        return next((r for r in self.rows if r["model"] == model), None)
+
+
+def _fold_order(key: Hashable) -> Any:
+    """Sort key of a fold identity; a missing seed (None) sorts first instead of breaking the sort."""
+    if isinstance(key, tuple):
+        return tuple(-1 if v is None else v for v in key)
+    return key
+
+
+def versus_best(scores: Mapping[str, FoldScores], greater_is_better: bool = True, alpha: float = 0.05) -> VersusBest:
+    """Is each model significantly worse than the dataset's best? The one rule the summary and `harness check` share.
+
+    The best is the highest oriented mean (means equal to TIE_DECIMALS tie, broken by
+    name). Every pair of models is tested on its common folds with the two-sided
+    Nadeau–Bengio corrected t-test (two-sided: the best is picked after seeing the means,
+    so the direction is the data's, and a one-sided test in the observed direction would
+    double the false-alarm rate) and Holm-adjusted over all k(k − 1)/2 pairs: the family
+    of the per-dataset pairs table, so that "not significantly worse than the best" and
+    the list of significant pairs are statements of one family and never contradict each
+    other. A model is worse when its pair with the best has Holm p < alpha and it is
+    behind. Train and test sizes are pooled over models per fold (they depend on the
+    split alone).
+    """
+    sign = 1.0 if greater_is_better else -1.0
+    keys = {m: sorted(s, key=_fold_order) for m, s in scores.items() if s}
+    raw = {m: float(np.mean([scores[m][k][0] for k in keys[m]])) for m in keys}
+    order = sorted(raw, key=lambda m: (-sign * round(raw[m], TIE_DECIMALS), m))
+    if not order:
+        return VersusBest(None, {}, [], 0)
+    sizes = _pooled_sizes(scores)
+    rows = []
+    for a, b in combinations(order, 2):
+        common = [k for k in keys[a] if k in scores[b]]
+        xa = np.array([scores[a][k][0] for k in common], dtype=float)
+        xb = np.array([scores[b][k][0] for k in common], dtype=float)
+        diff = sign * denoise(xb - xa, xb, xa)  # b − a, oriented: negative = b behind a
+        n_train = np.array([sizes[k][0] for k in common], dtype=float)
+        n_test = np.array([sizes[k][1] for k in common], dtype=float)
+        test = corrected_ttest(diff, n_train, n_test, alpha)
+        rows.append({"model": b, "against": a, "n": len(common), "mean_diff": test.mean, "t": test.t,
+                     "df": test.df, "p": test.p, "reason": test.reason if math.isnan(test.p) else None})  # fmt: skip
+    adjusted = holm([r["p"] for r in rows])
+    for r, p_holm in zip(rows, adjusted, strict=True):
+        r["p_holm"] = float(p_holm)
+        r["worse"] = bool(np.isfinite(p_holm) and p_holm < alpha and r["mean_diff"] < 0)
+    family = int(np.isfinite(adjusted).sum())
+    best = order[0]
+    versus = [{k: v for k, v in r.items() if k != "against"} for r in rows if r["against"] == best]
+    return VersusBest(best, {m: raw[m] for m in order}, versus, family)
+
+
+def _pooled_sizes(scores: Mapping[str, FoldScores]) -> dict[Hashable, tuple[float, float]]:
+    """Mean (n_train, n_test) per fold identity over the models that scored it (NaN sizes ignored)."""
+    gathered: dict[Hashable, list[tuple[float, float]]] = {}
+    for folds in scores.values():
+        for key, (_, n_train, n_test) in folds.items():
+            gathered.setdefault(key, []).append((n_train, n_test))
+    out = {}
+    for key, values in gathered.items():
+        arr = np.array(values, dtype=float)
+        with np.errstate(all="ignore"):
+            out[key] = tuple(float(np.nanmean(col)) if np.isfinite(col).any() else math.nan for col in arr.T)
     return out
 
 
@@ -289,6 +389,26 @@ def wilcoxon_holm(matrix: pd.DataFrame | np.ndarray, alpha: float = 0.05) -> pd.
     return out[["a", "b", "n", "n_nonzero", "statistic", "p", "p_holm", "significant", "median_diff", "better"]]
 
 
+def skill_scores(
+    raw: pd.DataFrame, reference: Mapping[Any, float] | pd.Series, perfect: Mapping[Any, float] | pd.Series
+) -> pd.DataFrame:
+    """Per dataset (row), (score − reference) / (perfect − reference): 0 = the reference model, 1 = a perfect score.
+
+    The skill score of forecast verification, with the dummy baseline as the reference:
+    unit-free, higher is better whatever the metric's direction (an error's skill is
+    1 − error / dummy error), and, unlike a min–max scaling over the models compared, a
+    pair's normalised difference does not change when another model joins the
+    comparison. So differences of different metrics (accuracy, r2) or of one metric on
+    different scales (rmse) become commensurable for the Wilcoxon test. A row whose
+    reference is missing, not finite or equal to the perfect score is NaN (the caller
+    leaves that dataset out).
+    """
+    ref = pd.Series(reference, dtype=float).reindex(raw.index)
+    top = pd.Series(perfect, dtype=float).reindex(raw.index)
+    span = (top - ref).where(lambda x: np.isfinite(x) & (x != 0))
+    return raw.astype(float).sub(ref, axis=0).div(span, axis=0)
+
+
 def _signed_rank_sum(d: np.ndarray) -> float:
     """R+ − R− over the non-zero differences (average ranks of |d|)."""
     nz = d[d != 0]
@@ -310,6 +430,17 @@ def nemenyi_cd(k: int, n: int, alpha: float = 0.05) -> float:
     if k < 2 or n < 1:
         return math.nan
     return nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6.0 * n))
+
+
+def nemenyi_matrix(ranks: pd.Series, cd: float) -> pd.DataFrame:
+    """Demšar's (2006) diagram rule as a 0/1 'p-value' matrix: 1 where two average ranks differ by at most the CD.
+
+    The bars of a critical-difference diagram when no Wilcoxon test could be run: ranks
+    are unit-free, so this needs neither a shared unit nor a reference score.
+    """
+    r = ranks.to_numpy(dtype=float)
+    joined = np.abs(r[:, None] - r[None, :]) <= cd
+    return pd.DataFrame(joined.astype(float), index=ranks.index, columns=ranks.index)
 
 
 RopeSpec = float | Mapping[Any, float] | pd.Series | Callable[[Any, Any, Any], float]

@@ -160,9 +160,29 @@ def _suite(n_datasets, shift=0.02):
     return pd.concat(frames, ignore_index=True)
 
 
+DUMMY = {"classification": 0.5, "regression": 10.0}  # a prior classifier's accuracy, a mean predictor's rmse
+
+
+def _dummy(folds):
+    return {d: DUMMY[t] for d, t in folds.groupby("dataset")["task"].first().items()}
+
+
+def _means(folds):
+    ok = folds[folds["status"] == "ok"]
+    value = ok["accuracy"].fillna(ok["rmse"]) if "rmse" in ok else ok["accuracy"]
+    return ok.assign(v=value).pivot_table("v", "dataset", "estimator", aggfunc="mean")
+
+
+def _expected_wilcoxon(table):
+    """scipy's wilcoxon per pair (zeros discarded) and statsmodels' Holm over the pairs, in wilcoxon_holm's order."""
+    pairs = [(a, b) for i, a in enumerate(table.columns) for b in table.columns[i + 1 :]]
+    p = [sps.wilcoxon((table[a] - table[b]).round(12), zero_method="wilcox").pvalue for a, b in pairs]
+    return pairs, p, list(multipletests(p, method="holm")[1])
+
+
 def test_across_datasets_against_direct_computations():
     folds = _suite(7)
-    res = run(folds)
+    res = analyse(folds, METRICS, PRIMARY, DIRECTIONS, AnalysisOptions(), _dummy(folds))
     across = res["across"]
     assert across["meaningful"] is True and across["n_datasets"] == 7 and across["n_models"] == 3
     ok = folds[folds["status"] == "ok"]
@@ -177,10 +197,88 @@ def test_across_datasets_against_direct_computations():
     )
     assert across["friedman"]["f"] is None and across["friedman"]["p_f"] == 0.0  # perfect agreement: F = inf
     xz = next(r for r in across["wilcoxon_holm"] if (r["a"], r["b"]) == ("x", "z"))
-    assert xz["p"] == pytest.approx(sps.wilcoxon(means["x"] - means["z"]).pvalue) == pytest.approx(2 / 2**7)
+    assert xz["p"] == pytest.approx(2 / 2**7)
     assert across["nemenyi_cd"] == pytest.approx(2.343 * math.sqrt(3 * 4 / (6 * 7)), abs=1e-3)
     assert any("different primary metrics" in n for n in across["notes"])
+    assert any("ranks within each dataset, which are unit-free" in n for n in across["notes"])
     assert across["min_attainable_p"]["wilcoxon_p"] == pytest.approx(2 / 2**7)
+
+
+def test_mixed_metrics_pool_skill_scores_and_test_each_metric_apart():
+    """Accuracy and rmse datasets: the pooled test compares skill scores, each metric gets its own family."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for i in range(9):  # 6 accuracy datasets, 3 rmse datasets on very different scales
+        task, scale = ("classification", 1.0) if i < 6 else ("regression", 10.0 ** (i - 5))
+        base = {"x": 0.80, "y": 0.79, "z": 0.70} if task == "classification" else {"x": 0.5, "y": 0.6, "z": 0.4}
+        scores = {m: list(scale * v + scale * rng.normal(0, 0.01, 5)) for m, v in base.items()}
+        frames.append(rows(f"d{i}", task, scores))
+    folds = pd.concat(frames, ignore_index=True)
+    dummy = {f"d{i}": (0.5 if i < 6 else 10.0 ** (i - 5)) for i in range(9)}
+    across = analyse(folds, METRICS, PRIMARY, DIRECTIONS, AnalysisOptions(), dummy)["across"]
+    means = _means(folds)
+    # Skill = (score - dummy) / (perfect - dummy): perfect accuracy 1, perfect rmse 0.
+    perfect = pd.Series({d: 1.0 if d < "d6" else 0.0 for d in means.index})
+    skill = means.sub(pd.Series(dummy), axis=0).div(perfect - pd.Series(dummy), axis=0)
+    assert across["wilcoxon_scale"] == "skill" and "skill scores over the dummy baseline" in across["wilcoxon_quantity"]
+    assert np.allclose(pd.DataFrame(across["skill"]["scores"]).T.loc[skill.index, skill.columns], skill)
+    pairs, p, p_holm = _expected_wilcoxon(skill)
+    got = {(r["a"], r["b"]): r for r in across["wilcoxon_holm"]}
+    assert [got[k]["p"] for k in pairs] == pytest.approx(p, rel=1e-10)
+    assert [got[k]["p_holm"] for k in pairs] == pytest.approx(p_holm, rel=1e-10)
+    # rmse differences of 100 vs 0.1 would dominate raw ranks; on skill scores z (lowest rmse) is not singled out.
+    acc = across["wilcoxon_per_metric"]["accuracy"]
+    assert acc["scale"] == "raw" and acc["n_datasets"] == 6
+    pairs, p, p_holm = _expected_wilcoxon(means.loc[[f"d{i}" for i in range(6)]])
+    got = {(r["a"], r["b"]): r for r in acc["pairs"]}
+    assert [got[k]["p"] for k in pairs] == pytest.approx(p)
+    assert [got[k]["p_holm"] for k in pairs] == pytest.approx(p_holm)
+    rmse = across["wilcoxon_per_metric"]["rmse"]
+    assert rmse["scale"] == "skill" and rmse["pairs"] is None and "not run: 3 dataset(s)" in rmse["note"]
+
+
+def test_one_bounded_metric_pools_raw_differences_and_needs_no_dummy():
+    frames = [rows(f"d{i}", "classification", {"x": [0.8 + i / 100] * 4 + [0.81], "y": [0.7] * 5}) for i in range(6)]
+    folds = pd.concat(frames, ignore_index=True)
+    across = run(folds)["across"]
+    assert across["wilcoxon_scale"] == "raw" and across["wilcoxon_quantity"].startswith("accuracy differences")
+    assert across["skill"] is None and across["wilcoxon_per_metric"] == {}
+    (xy,) = across["wilcoxon_holm"]
+    assert xy["p"] == pytest.approx(sps.wilcoxon(_means(folds)["x"] - _means(folds)["y"]).pvalue)
+
+
+def test_skill_needs_the_dummy_score_and_says_which_datasets_it_left_out():
+    folds = _suite(7)
+    dummy = _dummy(folds)
+    del dummy["d0"], dummy["d1"]
+    across = analyse(folds, METRICS, PRIMARY, DIRECTIONS, AnalysisOptions(), dummy)["across"]
+    assert across["wilcoxon_datasets"] == ["d2", "d3", "d4", "d5", "d6"]
+    assert across["wilcoxon_holm"] is not None and across["meaningful"] is True
+    del dummy["d2"]
+    across = analyse(folds, METRICS, PRIMARY, DIRECTIONS, AnalysisOptions(), dummy)["across"]
+    assert across["wilcoxon_holm"] is None and across["friedman"] is not None  # ranks need no dummy
+    assert any("left out (no dummy-baseline score" in n and "not run: 4 dataset(s)" in n for n in across["notes"])
+
+
+def test_not_significantly_worse_reads_the_pairs_family_so_the_two_never_contradict():
+    """The best's pairs in the Holm family of all k(k-1)/2 pairs: the list agrees with the pairs table."""
+    base = np.array([0.80, 0.83, 0.79, 0.85, 0.82, 0.81, 0.84, 0.80, 0.83, 0.82])
+    scores = {"a": base, "b": base - 0.012 + np.tile([0.03, -0.03], 5), "c": base - 0.011 + np.tile([0.003, -0.003], 5),
+              "d": base - 0.2 + np.tile([0.05, -0.05], 5)}  # fmt: skip
+    d = run(rows("d", "classification", {m: list(v) for m, v in scores.items()}))["per_dataset"]["d"]
+    order = ["a", "c", "b", "d"]  # by mean
+    assert d["best"] == "a" and list(d["means"]) == order
+    pairs = [(x, y) for i, x in enumerate(order) for y in order[i + 1 :]]
+    p = [hand_nb(scores[x] - scores[y], 0.25)[1] for x, y in pairs]
+    p_holm = dict(zip(pairs, multipletests(p, method="holm")[1], strict=True))
+    vs = {r["model"]: r for r in d["versus_best"]["comparisons"]}
+    assert d["versus_best"]["family"] == 6 and [vs[m]["p_holm"] for m in "cbd"] == pytest.approx(
+        [p_holm[("a", m)] for m in "cbd"]
+    )
+    table = {(q["a"], q["b"]): q for q in d["pairs"]}
+    assert [vs[m]["p_holm"] for m in "cbd"] == [table[("a", m)]["p_holm"] for m in "cbd"]  # the very same numbers
+    assert d["not_significantly_worse_than_best"] == ["a", "b"] and table[("a", "b")]["verdict"] != "A better"
+    assert table[("a", "c")]["verdict"] == table[("a", "d")]["verdict"] == "A better"
 
 
 def test_fewer_than_min_datasets_is_not_meaningful():

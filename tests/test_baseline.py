@@ -10,8 +10,10 @@ from the corrected t-test written out here, never from harness.baseline itself.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
+import re
 import sqlite3
 from pathlib import Path
 
@@ -236,10 +238,74 @@ def test_champion_must_stay_best_or_tied(runs, tmp_path):
     tree = _fold_scores(runs["worse"], "wine", "tree", "accuracy")
     rf = _fold_scores(runs["worse"], "wine", "rf", "accuracy")
     diff = np.array([tree[k][0] - rf[k][0] for k in sorted(tree)])
-    _, p_worse = _hand_corrected(diff, np.mean([v[1] for v in tree.values()]), np.mean([v[2] for v in tree.values()]))
-    assert wine.status == "worse" and wine.best == "rf" and wine.p_worse == pytest.approx(p_worse)
+    _, p_one = _hand_corrected(diff, np.mean([v[1] for v in tree.values()]), np.mean([v[2] for v in tree.values()]))
+    # Two-sided; with two models Holm's family is their one pair, so p = 2 x the one-sided p.
+    assert wine.status == "worse" and wine.best == "rf" and wine.p_worse == pytest.approx(2 * p_one)
     assert lost.exit_code == 1 and not lost.by_verdict("regressed")  # the champion alone fails the check
     assert lost.verdict_line.startswith("FAILED: champion lost") and "wine" in lost.verdict_line.split("lost on")[-1]
+
+
+# One dataset, 2 repeats x 5 folds: "a" is best, "x" and "y" are close behind, the champion "champ" trails by `drop`;
+# Holm runs over the 6 pairs of the 4 models, the summary's family.
+BEST = np.array([0.90, 0.88, 0.91, 0.87, 0.89, 0.90, 0.86, 0.92, 0.88, 0.89])
+ALTERNATE, PAIRS = np.tile([1.0, -1.0], 5), np.array([1, 1, -1, -1, 1, 1, -1, -1, 1, -1.0])
+
+
+def _champion_run(out: Path, drop: float) -> dict[str, np.ndarray]:
+    """A store of the run above (no fitting): the summary and `harness check` both read it."""
+    from dataclasses import replace
+
+    from harness.store import FoldResult, Store
+
+    scores = {"a": BEST, "champ": BEST - drop + 0.01 * ALTERNATE, "x": BEST - 0.004 + 0.01 * PAIRS,
+              "y": BEST - 0.003 + 0.012 * ALTERNATE[::-1]}  # fmt: skip
+    settings = {"metrics": {"classification": ["accuracy"]}, "primary": {"classification": "accuracy"}, "seed": 0}
+    out.mkdir()
+    with Store(out / "results.db") as store:
+        store.start_run("r1", "champ", json.dumps({"name": "champ", "champion": "champ"}), [], {}, settings)
+        store.record_metrics([("accuracy", "classification", True)])
+        store.record_datasets([{"name": "d", "fingerprint": "fp", "task": "classification"}])
+        keys = []
+        for model, values in scores.items():
+            for i, value in enumerate(values):
+                key = f"{model}-{i}"
+                result = FoldResult(key, "d", model, "classification", i // 5, i % 5, "ok", {"accuracy": value},
+                                    n_train=80, n_test=20)  # fmt: skip
+                store.add(replace(result, seed=0, config={}, versions={}, fingerprint="fp"), "r1")
+                keys.append(key)
+        store.record_plan("r1", keys)
+        store.finish_run("r1", "finished")
+    return scores
+
+
+@pytest.mark.parametrize(
+    ("drop", "lost", "summary"),
+    [(0.016, False, "not significantly worse"), (0.06, True, "significantly worse")],
+    ids=["uncorrected-would-flag-holm-does-not", "clear-loss"],
+)
+def test_check_and_summary_agree_on_the_champion(tmp_path, drop, lost, summary):
+    from statsmodels.stats.multitest import multipletests
+
+    from harness.report import write_outputs
+
+    out = tmp_path / "run"
+    scores = _champion_run(out, drop)
+    one_sided = _hand_corrected(scores["champ"] - scores["a"], 80, 20)[1]
+    pairs = list(itertools.combinations(scores, 2))  # ("a", "champ") first
+    two_sided = [2 * stats.t.sf(abs(_hand_corrected(scores[x] - scores[y], 80, 20)[0]), 9) for x, y in pairs]
+    p_holm = multipletests(two_sided, method="holm")[1][0]
+    assert one_sided < 0.05 and drop > 0.005  # the old rule (one-sided, uncorrected, tolerance 0.005) flagged both
+    assert bool(p_holm < 0.05) is lost and two_sided[0] < 0.05  # uncorrected, even two-sided flags both: Holm decides
+
+    data = write_outputs(out)
+    verdict = data.stats["per_dataset"]["d"]
+    assert ("champ" not in verdict["not_significantly_worse_than_best"]) is lost
+    assert re.search(rf"^\| d \| accuracy ↑ \| a \|.*\| {summary} \|$", (out / "summary.md").read_text(), flags=re.M)
+
+    result = check_run(out, save_baseline(out), CheckOptions(write=False))  # the suite's champion applies
+    (champ,) = result.champion
+    assert champ.best == "a" and champ.p_worse == pytest.approx(p_holm) and champ.failed is lost
+    assert champ.status == ("worse" if lost else "tied-best") and result.exit_code == int(lost)
 
 
 def test_bad_input_exits_2_with_one_line(runs, saved, tmp_path, cli):

@@ -6,6 +6,8 @@ takes seconds on two cores; nothing here needs a GPU.
 
 from __future__ import annotations
 
+import copy
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -18,10 +20,12 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.metrics import log_loss
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import harness.models.mlp as mlp
 from harness.models import TorchMLPClassifier, TorchMLPRegressor
+from harness.models.encoding import InputEncoder
 from harness.preprocess import Columns, Tags, make_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,7 +214,8 @@ def test_reduce_on_plateau_lowers_the_rate_when_validation_stalls():
 @pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd", "rmsprop"])
 def test_each_optimizer_trains(optimizer):
     X, y = _blobs(200)
-    params = {"nesterov": True} if optimizer == "sgd" else {}
+    # plain SGD moves the small per-input embedding slowly: it needs a larger step than TINY's
+    params = {"nesterov": True, "lr": 0.05} if optimizer == "sgd" else {}
     model = _tiny(TorchMLPClassifier, optimizer=optimizer, early_stopping=False, random_state=0, **params).fit(X, y)
     losses = [h["train_loss"] for h in model.history_]
     assert losses[-1] < 0.7 * losses[0]
@@ -469,3 +474,179 @@ def test_in_place_activations_give_the_same_gradients(activation, batch_norm):
     torch.testing.assert_close(out, expected)
     for (name, p), q in zip(net.named_parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+# ---------------------------------------------------------------- input encoding (issue 16)
+
+
+def _mixed(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two heavy-tailed numeric columns, one binary flag and two one-hot columns; a threshold on x0 decides."""
+    rng = np.random.default_rng(seed)
+    numeric = rng.standard_t(1.5, size=(n, 2)) * [1.0, 40.0]
+    colour = rng.integers(0, 2, size=n)
+    X = np.column_stack([numeric, rng.integers(0, 2, size=n), colour, 1 - colour]).astype(np.float32)
+    return X, (numeric[:, 0] > 0.6).astype(int)  # about the 70% quantile of t(1.5)
+
+
+def test_numeric_input_mask_tells_numeric_from_one_hot_columns():
+    X, y = _mixed()
+    model = _tiny(TorchMLPClassifier, random_state=0).fit(X, y)
+    assert model.numeric_input_mask_.tolist() == [True, True, False, False, False]
+    plain = _tiny(TorchMLPClassifier, input_scaling="none", embedding="none", random_state=0).fit(X, y)
+    assert plain.numeric_input_mask_.tolist() == [True, True, False, False, False]
+    assert not hasattr(plain.module_.encoder, "numeric")  # no encoding: the inputs go straight in
+
+
+@pytest.mark.parametrize(
+    ("scaling", "embedding", "dim", "width"),
+    [
+        ("robust", "piecewise_linear", 0, 2 + 2 * 8 + 3),
+        ("robust", "piecewise_linear", 4, 2 + 2 * 4 + 3),
+        ("robust", "none", 4, 5),
+        ("none", "none", 4, 5),
+    ],
+)
+def test_encoder_widths_and_piecewise_linear_bins(scaling, embedding, dim, width):
+    X, y = _mixed()
+    params = {"input_scaling": scaling, "embedding": embedding, "n_bins": 8, "embedding_dim": dim}
+    model = _tiny(TorchMLPClassifier, **params, random_state=0).fit(X, y)
+    encoded = model.module_.encoder(torch.as_tensor(X)).detach()
+    assert encoded.shape == (len(X), width)
+    if embedding == "piecewise_linear" and dim == 0:
+        bins = encoded[:, 2:18].numpy()  # x0's 8 bins, then x1's
+        order = np.argsort(X[:, 0])
+        assert np.all(np.diff(bins[order, :8].sum(axis=1)) >= -1e-6)  # monotone in x0
+        inner = bins[:, 1:7]
+        assert inner.min() >= 0 and inner.max() <= 1
+    if scaling == "robust":
+        assert encoded[:, :2].abs().max() < 3  # smooth clipping bounds heavy tails
+    np.testing.assert_array_equal(encoded[:, -3:].numpy(), X[:, 2:])  # flags and one-hot pass through
+
+
+def test_sparse_embedding_equals_a_linear_map_of_the_scaled_value_and_bins():
+    """The gathered prefix sums give what ReLU(W @ [z, bins] + b) per input gives, also far outside the bins."""
+    X, y = _mixed()
+    model = _tiny(TorchMLPClassifier, n_bins=8, embedding_dim=3, random_state=0).fit(X, y)
+    enc = model.module_.encoder
+    x = torch.as_tensor(np.vstack([X, X * 50 - 7]))
+    wide = InputEncoder(
+        {k: v for k, v in enc.state_dict().items() if not k.startswith("embed_")}, "robust", "piecewise_linear"
+    )(x)
+    expected = []
+    for j in range(2):
+        bins = (enc.bin_feature == j).nonzero().flatten()
+        values = wide[:, 2 + bins] @ enc.embed_bins[bins] + wide[:, j : j + 1] * enc.embed_value[j]
+        expected.append(torch.relu(values + enc.embed_bias[j]))
+    torch.testing.assert_close(enc(x)[:, 2:8], torch.cat(expected, dim=1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("params", [{}, {"embedding_dim": 0}, {"embedding": "none", "batch_norm": True}])
+def test_fitted_model_saves_as_numpy_and_predicts_the_same_after_copy_and_pickle(params):
+    X, y = _mixed(200)
+    model = _tiny(TorchMLPClassifier, random_state=0, **params).fit(X, y)
+    state = model.__getstate__()
+    assert all(isinstance(v, np.ndarray) for v in state["module_"]["weights"].values())
+    assert isinstance(model.module_, torch.nn.Module)  # saving leaves the fitted model as it was
+    for back in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        np.testing.assert_array_equal(back.predict_proba(X), model.predict_proba(X))
+
+
+def test_default_encoding_learns_a_threshold_on_a_heavy_tailed_standard_scaled_column():
+    """What issue 16 was about: after standard scaling, a heavy-tailed column's bulk sits in a sliver near 0."""
+    X, y = _mixed(600)
+    X_test, y_test = _mixed(600, seed=1)
+    scaler = StandardScaler().fit(X)
+    model = _tiny(TorchMLPClassifier, random_state=0).fit(scaler.transform(X), y)
+    assert model.score(scaler.transform(X_test), y_test) > 0.97
+
+
+def test_pretrained_weights_carry_their_input_encoding(tmp_path):
+    X, y = _mixed(400)
+    source = _tiny(TorchMLPClassifier, random_state=0).fit(X, y)
+    path = source.save_pretrained(tmp_path / "w.pt")
+    shifted = X * 3 + 1  # other quantiles: a freshly fitted encoder would move every bin
+    tuned = _tiny(TorchMLPClassifier, pretrained=path, max_epochs=1, random_state=0).fit(shifted, y)
+    torch.testing.assert_close(tuned.module_.encoder.bin_left, source.module_.encoder.bin_left)
+    with pytest.raises(ValueError, match=r"input encoding .*n_bins.*must match"):
+        _tiny(TorchMLPClassifier, pretrained=path, n_bins=4).fit(X, y)
+
+
+def test_label_smoothing_softens_training_but_not_the_monitored_loss():
+    X, y = _blobs(200)
+    sharp = _tiny(TorchMLPClassifier, random_state=0).fit(X, y)
+    smooth = _tiny(TorchMLPClassifier, label_smoothing=0.3, random_state=0).fit(X, y)
+    assert smooth.predict_proba(X).max() < sharp.predict_proba(X).max()
+    valid = smooth.validation_indices_
+    best = smooth.history_[smooth.best_epoch_ - 1]["valid_loss"]
+    assert log_loss(y[valid], smooth.predict_proba(X[valid])) == pytest.approx(best, rel=1e-4)  # plain CE
+
+
+# ---------------------------------------------------------------- gradients and augmentation (issue 17)
+
+
+@pytest.mark.parametrize("cls", [TorchMLPClassifier, TorchMLPRegressor])
+def test_loss_gradient_matches_finite_differences(cls):
+    X, y = _mixed(200)
+    target = y if cls is TorchMLPClassifier else X[:, 0] * 2 + y
+    model = _tiny(cls, random_state=0, dropout=0.3).fit(X, target)
+    grad = model.loss_gradient(X[:20], target[:20])
+    assert grad.shape == (20, 5) and np.isfinite(grad).all() and np.abs(grad).max() > 0
+
+    def row_losses(inputs: np.ndarray) -> np.ndarray:
+        if cls is TorchMLPClassifier:
+            proba = model.predict_proba(inputs)
+            return -np.log(proba[np.arange(len(inputs)), np.searchsorted(model.classes_, target[:20])])
+        return ((model.predict(inputs) - target[:20]) / model.y_scale_[0]) ** 2
+
+    h = 1e-3
+    step = np.zeros_like(X[:20])
+    step[:, 1] = h  # x1 has wide bins: the loss is smooth there at this step size
+    numeric = (row_losses(X[:20] + step) - row_losses(X[:20] - step)) / (2 * h)
+    np.testing.assert_allclose(grad[:, 1], numeric, rtol=0.05, atol=1e-4)
+    with pytest.raises(ValueError, match="not fitted on"):
+        if cls is TorchMLPClassifier:
+            model.loss_gradient(X[:2], [0, 7])
+        else:
+            raise ValueError("not fitted on")  # regressors take any target
+
+
+@pytest.mark.parametrize(
+    "params", [{"noise": 0.3}, {"mixup": 0.4}, {"adversarial_eps": 0.2}, {"noise": 0.1, "adversarial_eps": 0.1}]
+)
+def test_augmented_training_is_seeded_and_changes_the_fit(params):
+    X, y = _blobs(200)
+    plain = _tiny(TorchMLPClassifier, random_state=0, max_epochs=5).fit(X, y).predict_proba(X)
+    first = _tiny(TorchMLPClassifier, random_state=0, max_epochs=5, **params).fit(X, y).predict_proba(X)
+    again = _tiny(TorchMLPClassifier, random_state=0, max_epochs=5, **params).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, plain)
+
+
+def test_adversarial_training_lowers_the_loss_under_attack_and_leaves_one_hot_inputs_alone():
+    X, y = _mixed(400)
+    X[:, 1] = X[:, 0] + np.random.default_rng(2).normal(scale=0.5, size=len(X))  # a second, noisy copy of x0
+    clean = _tiny(TorchMLPClassifier, random_state=0, max_epochs=30).fit(X, y)
+    robust = _tiny(TorchMLPClassifier, random_state=0, max_epochs=30, adversarial_eps=0.3).fit(X, y)
+
+    def attacked_loss(model: TorchMLPClassifier) -> float:
+        scale = X.std(axis=0) * model.numeric_input_mask_
+        attacked = X + 0.3 * scale * np.sign(model.loss_gradient(X, y))  # one FGSM step
+        assert np.array_equal(attacked[:, 2:], X[:, 2:])
+        return log_loss(y, model.predict_proba(attacked))
+
+    assert attacked_loss(robust) < attacked_loss(clean)
+
+
+def test_augmentation_parameters_are_checked_at_fit():
+    X, y = _blobs(40)
+    for params, message in (
+        ({"noise": -0.1}, "noise"),
+        ({"mixup": "lots"}, "mixup"),
+        ({"adversarial_eps": 11}, "adversarial_eps"),
+        ({"adversarial_steps": 0}, "adversarial_steps"),
+        ({"embedding": "periodic"}, "embedding"),
+        ({"n_bins": 1}, "n_bins"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            _tiny(TorchMLPClassifier, **params).fit(X, y)

@@ -129,3 +129,76 @@ def test_changing_the_source_changes_the_keys(tmp_path):
     }
     assert keys1.isdisjoint(keys2)
     assert np.isfinite(frame["f0"]).all()
+
+
+FAST = {**TINY, "max_epochs": 8, "n_threads": 1}
+
+
+def _augment_suite(**options) -> dict:
+    return {
+        "name": "t",
+        "cv": {"folds": 2},
+        "metrics": {"classification": ["accuracy"], "regression": ["r2"]},
+        "explain": {"enabled": False},
+        "datasets": [{"name": "iris", "source": "sklearn:iris"}],
+        "estimators": [
+            {"name": "plain", "model": "mlp", "params": FAST},
+            {"name": "robust", "model": "mlp", "params": FAST, **options},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "params"),
+    [
+        ({"augment": {"noise": 0.1, "mixup": 0.2}}, {"noise": 0.1, "mixup": 0.2}),
+        ({"augment": {"mixup": 0.4}}, {"noise": 0.0, "mixup": 0.4}),
+        ({"adversarial_training": {"eps": 0.1}}, {"adversarial_eps": 0.1, "adversarial_steps": 3}),
+    ],
+)
+def test_augment_and_adversarial_training_keys_become_mlp_params(options, params):
+    plan = prepare(parse_suite(_augment_suite(**options)))
+    by_name = {t.resolved.spec.name: t for t in plan.tasks}
+    assert params.items() <= by_name["robust"].resolved.params.items()
+    assert not {"noise", "mixup", "adversarial_eps"} & set(by_name["plain"].resolved.params)
+    plain = prepare(parse_suite(_augment_suite())).tasks
+    assert {t.key for t in plain if t.resolved.spec.name == "plain"} == {
+        t.key for t in plan.tasks if t.resolved.spec.name == "plain"
+    }  # keys of estimators without the options stay as they were
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"augment": {"noise": 0.1}}, r"estimators\[1\]\.augment: only the torch MLP"),
+        ({"adversarial_training": {"eps": 0.1}}, r"estimators\[1\]\.adversarial_training: only the torch MLP"),
+    ],
+)
+def test_augment_keys_are_refused_for_other_models(options, message):
+    raw = _augment_suite(**options)
+    raw["estimators"][1].update(model="random_forest", params={})
+    with pytest.raises(SuiteError, match=message):
+        prepare(parse_suite(raw))
+
+
+@pytest.mark.parametrize(
+    ("options", "where"),
+    [
+        ({"augment": {"noise": -1}}, "augment.noise"),
+        ({"augment": {"blur": 1}}, "augment.blur"),
+        ({"adversarial_training": {}}, "adversarial_training.eps"),
+        ({"adversarial_training": {"eps": 0.1, "steps": 0}}, "adversarial_training.steps"),
+    ],
+)
+def test_bad_augment_values_name_the_key(options, where):
+    with pytest.raises(SuiteError, match=rf"estimators\[1\]\.{where}"):
+        parse_suite(_augment_suite(**options))
+
+
+def test_a_suite_with_adversarial_training_runs(tmp_path):
+    suite = parse_suite(_augment_suite(augment={"noise": 0.05}, adversarial_training={"eps": 0.1, "steps": 2}))
+    summary = run_suite(suite, RunOptions(out=tmp_path))
+    assert summary.exit_code == 0
+    with Store(tmp_path / "results.db") as store:
+        rows = store.results()
+    assert (rows["status"] == "ok").all() and rows["accuracy"].min() > 0.6

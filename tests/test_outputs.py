@@ -172,6 +172,22 @@ def test_writing_commands_refuse_to_overwrite_without_force(case, run_dir, tmp_p
     _store_is_valid(run_dir / "results.db")
 
 
+def test_an_optional_output_an_earlier_build_left_is_removed_but_a_foreign_one_is_refused(run_dir, cli):
+    from harness.report import OPTIONAL_OUTPUT_FILES
+
+    stale = run_dir / OPTIONAL_OUTPUT_FILES[0]
+    stale.write_text("dataset,estimator\n")
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    (run_dir / MANIFEST).write_text(json.dumps(manifest | {"files": [*manifest["files"], stale.name]}))
+    assert cli("report", run_dir).returncode == 0
+    assert not stale.exists()  # ours, and this build has no curves: not left to go stale
+    stale.write_text("someone else's file\n")  # the manifest still lists it, but its content is not ours
+    (run_dir / MANIFEST).write_text(json.dumps(manifest))
+    result = cli("report", run_dir)
+    assert result.returncode == 2 and stale.name in result.stderr
+    assert stale.read_text() == "someone else's file\n"
+
+
 def test_own_outputs_are_rewritten_without_force_even_without_a_manifest(run_dir, tmp_path, cli):
     (run_dir / MANIFEST).unlink()  # outputs of a harness from before manifests: recognised by content
     assert cli("report", run_dir).returncode == 0

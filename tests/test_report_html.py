@@ -309,12 +309,12 @@ def test_report_command_rebuilds_identical_files_from_the_store(run_dir: Path, t
     copy = tmp_path / "copy"
     copy.mkdir()
     shutil.copy(run_dir / "results.db", copy / "results.db")
-    before = {name: (run_dir / name).read_text(encoding="utf-8") for name in OUTPUT_FILES}
+    before = {name: (run_dir / name).read_bytes() for name in OUTPUT_FILES}  # results.parquet is binary
     result = CliRunner().invoke(app, ["report", str(copy)])
     assert result.exit_code == 0, result.output
     for name in OUTPUT_FILES:
         assert name in result.output
-        assert (copy / name).read_text(encoding="utf-8") == before[name], name
+        assert (copy / name).read_bytes() == before[name], name
     with Store(copy / "results.db", create=False) as store:
         fresh = analyse_store(store, AnalysisOptions(failures="dummy", rope={"accuracy": 0.02}))
     assert json.loads(before["stats.json"]) == json.loads(json.dumps(fresh, allow_nan=False))

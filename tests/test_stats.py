@@ -274,3 +274,56 @@ def test_min_attainable_p_is_what_an_exact_wilcoxon_reaches():
     assert "no pair can be significant" in five.note and "Friedman" not in five.note
     assert "Friedman" in stats.min_attainable_p(4, k=3).note
     assert "no pair can be significant" not in stats.min_attainable_p(10, k=2).note
+
+
+# ---------------------------------------------------------------- comparisons with the best, skill scores
+
+
+def _folds(values, n_train=80, n_test=20):
+    return {(0, i // 5, i % 5): (float(v), n_train, n_test) for i, v in enumerate(values)}
+
+
+@pytest.mark.parametrize("greater", [True, False])
+def test_versus_best_is_two_sided_corrected_t_with_holm_over_every_pair(greater):
+    c = A - 0.05 + np.tile([0.01, -0.01], 5)
+    sign = 1 if greater else -1  # as errors, the same numbers negated: the same verdicts
+    scores = {"b": _folds(sign * B), "a": _folds(sign * A), "c": _folds(sign * c)}
+    vs = stats.versus_best(scores, greater_is_better=greater, alpha=0.05)
+    assert vs.best == "a" and list(vs.means) == ["a", "b", "c"] and vs.family == 3
+    p = [hand_corrected_t(x, y, 80, 20)[2] for x, y in ((A, B), (A, c), (B, c))]
+    p_holm = multipletests(p, method="holm")[1]
+    assert [r["model"] for r in vs.rows] == ["b", "c"] and [r["p"] for r in vs.rows] == pytest.approx(p[:2])
+    assert [r["p_holm"] for r in vs.rows] == pytest.approx(p_holm[:2])
+    assert [r["mean_diff"] for r in vs.rows] == pytest.approx([np.mean(B - A), np.mean(c - A)])
+    assert [r["worse"] for r in vs.rows] == [bool(q < 0.05) for q in p_holm[:2]]
+
+
+def test_versus_best_edge_cases():
+    assert stats.versus_best({}).best is None
+    tie = stats.versus_best({"z": _folds(A), "y": _folds(A[::-1])})  # equal means: the name breaks the tie
+    assert tie.best == "y" and not tie.row("z")["worse"]
+    one_fold = stats.versus_best({"a": _folds(A), "b": {(0, 0, 0): (0.1, 80, 20)}})
+    row = one_fold.row("b")
+    assert math.isnan(row["p"]) and not row["worse"] and one_fold.family == 0 and "at least 2" in row["reason"]
+    noise = stats.versus_best({"a": _folds(A), "b": _folds(A + 1e-16)})  # float noise is no difference
+    assert noise.row("b")["p"] == 1.0
+
+
+def test_skill_scores_by_hand_for_both_directions_and_unusable_references():
+    raw = pd.DataFrame({"x": [0.9, 2.0, 0.5], "y": [0.7, 4.0, 0.6]}, index=["acc", "rmse", "none"])
+    out = stats.skill_scores(raw, {"acc": 0.5, "rmse": 8.0, "none": math.nan}, {"acc": 1.0, "rmse": 0.0, "none": 1.0})
+    assert out.loc["acc"].tolist() == pytest.approx([0.8, 0.4])  # (0.9 - 0.5) / (1 - 0.5)
+    assert out.loc["rmse"].tolist() == pytest.approx([0.75, 0.5])  # 1 - rmse / dummy rmse
+    assert out.loc["none"].isna().all()
+    same = stats.skill_scores(raw.loc[["acc"]], {"acc": 1.0}, {"acc": 1.0})  # a reference that is already perfect
+    assert same.isna().all().all()
+    # A third model does not change the pair's normalised difference (a min-max scaling would).
+    more = stats.skill_scores(raw.assign(z=[0.1, 50.0, 0.0]), {"acc": 0.5, "rmse": 8.0}, {"acc": 1.0, "rmse": 0.0})
+    assert (more["x"] - more["y"]).loc[["acc", "rmse"]].tolist() == pytest.approx([0.4, 0.25])
+
+
+def test_nemenyi_matrix_joins_ranks_within_the_critical_difference():
+    ranks = pd.Series({"a": 1.2, "b": 2.0, "c": 3.5})
+    m = stats.nemenyi_matrix(ranks, cd=1.0)
+    assert m.loc["a", "b"] == m.loc["b", "a"] == 1.0 and m.loc["a", "c"] == 0.0 and m.loc["b", "c"] == 0.0
+    assert (np.diag(m) == 1.0).all()

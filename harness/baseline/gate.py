@@ -27,6 +27,15 @@ report), and each has its own false-alarm rate alpha under "nothing changed". A
 two-sided test would halve that rate for no reason while costing power, which the
 corrected test already lacks with 5 folds (df = 4).
 
+The champion (`champion:` or `--champion`) is another question, asked of the run alone:
+is it best or not significantly worse than the best? It is answered by
+`harness.stats.versus_best`, the rule behind the summary's "not significantly worse"
+column: two-sided corrected tests (the best is picked after seeing the means, so the
+direction is the data's), Holm over every pair of models on the dataset (the summary's
+family: with k models, k(k − 1)/2 tests, which covers the k − 1 challengers of the
+best), no tolerance. The check and the summary of one run therefore agree at the same
+alpha.
+
 Tolerance: the smallest drop that matters, in the metric's own units. By default
 (`tolerance=None`) it is 0.005 for metrics bounded in [0, 1] (accuracy, roc_auc, r2,
 ...) and 0.5 % of the baseline's mean |score| for unbounded ones (rmse, log_loss, ...),
@@ -394,33 +403,41 @@ def _champion_checks(current: dict[str, Any], options: CheckOptions) -> list[Cha
 
 
 def _champion_on(ds: str, name: str, metric: str, cells: dict[str, Any], options: CheckOptions) -> ChampionCheck:
-    sign = 1.0 if METRICS[metric].greater_is_better else -1.0
-    scores = {est: _scores(cell, metric) for est, cell in cells.items()}
-    means = {est: sign * float(np.mean([v[0] for v in s.values()])) for est, s in scores.items() if s}
-    if name not in means:
-        return ChampionCheck(ds, name, metric, "failed", detail="the champion has no successful fold here")
-    best = max(sorted(means), key=lambda e: means[e])
-    check = ChampionCheck(ds, name, metric, "best", best, sign * means[name], sign * means[best])
-    if best == name or means[best] == means[name]:
-        check.best, check.detail = name, "best mean"
-        return check
-    common = sorted(set(scores[name]) & set(scores[best]), key=str)
-    diff = np.array([sign * (scores[name][k][0] - scores[best][k][0]) for k in common])
-    check.mean_diff, check.n_pairs = float(diff.mean()) if len(diff) else None, len(common)
-    if len(common) < 2:
-        check.status, check.detail = "failed", f"fewer than 2 folds shared with the best ({best})"
-        return check
-    from harness.stats import corrected_ttest
+    """The champion against the best by `stats.versus_best`, the rule of the summary's "not significantly worse".
 
-    n_train = np.array([scores[name][k][1] for k in common])
-    n_test = np.array([scores[name][k][2] for k in common])
-    res = corrected_ttest(diff, n_train, n_test, alpha=options.alpha)
-    check.t, check.df = finite_or_none(res.t), finite_or_none(res.df)
-    check.p_worse = _one_sided(res.t, res.df)[0]
-    tol = _tolerance(metric, check.best_mean, options)
-    worse = check.mean_diff < -tol and check.p_worse is not None and check.p_worse < options.alpha
-    check.status = "worse" if worse else "tied-best"
-    check.detail = f"behind {best} by {-check.mean_diff:.4g}, one-sided p = {fmt_p(check.p_worse)}" + (
-        f" < {options.alpha:g}" if worse else f" (tolerance {tol:.4g}, alpha {options.alpha:g})"
+    Two-sided corrected t-tests, Holm over every pair of models of the dataset, no
+    tolerance: so `harness check` and the summary of the same run (at the same alpha)
+    give the champion the same verdict. `p_worse` holds the Holm-adjusted p of the
+    champion's pair with the best, the p the verdict is decided on.
+    """
+    from harness.stats import versus_best
+
+    scores = {est: _scores(cell, metric) for est, cell in cells.items()}
+    if not scores.get(name):
+        return ChampionCheck(ds, name, metric, "failed", detail="the champion has no successful fold here")
+    vs = versus_best(scores, METRICS[metric].greater_is_better, options.alpha)
+    best = str(vs.best)
+    check = ChampionCheck(ds, name, metric, "best", best, vs.means[name], vs.means[best])
+    if best == name:
+        check.detail = "best mean"
+        return check
+    row = vs.row(name) or {}
+    check.mean_diff, check.n_pairs = finite_or_none(row.get("mean_diff")), int(row.get("n", 0))
+    if not math.isfinite(row.get("p", math.nan)):
+        check.status = "failed"
+        check.detail = f"not tested against the best ({best}): {row.get('reason') or 'no test'}"
+        return check
+    check.t, check.df, check.p_worse = finite_or_none(row["t"]), finite_or_none(row["df"]), float(row["p_holm"])
+    check.status = "worse" if row["worse"] else "tied-best"
+    verdict = "significantly worse" if row["worse"] else "not significantly worse"
+    check.detail = (
+        f"behind {best} by {-row['mean_diff']:.4g}: {verdict} at alpha {options.alpha:g} (Holm p {_p_is(row['p_holm'])}"
+        f" over the {vs.family} pairs of models; two-sided p {_p_is(row['p'])})"
     )
     return check
+
+
+def _p_is(p: float) -> str:
+    """'= 0.0198' or '< 0.0001' (fmt_p's text, readable after 'p')."""
+    text = fmt_p(p)
+    return text.replace("<", "< ") if text.startswith("<") else f"= {text}"

@@ -24,7 +24,8 @@ from harness.errors import HarnessError
 
 EXIT_CODES = {
     0: "every fold ok (and no gate failed)",
-    1: "some folds failed or timed out, or a gate found a regression or a data shift; results are written",
+    1: "some folds failed or timed out, a gate found a regression or a data shift, or --mlflow could not export; "
+    "results are written",
     2: "bad input: suite, dataset, store, baseline or arguments; nothing was fitted",
     3: "internal error: a bug in harness; rerun with HARNESS_DEBUG=1 and report the traceback",
     130: "interrupted by Ctrl-C (SIGINT): finished folds are kept; run again to compute the rest",
@@ -98,12 +99,24 @@ def run(
             help="Run every task on a Dask cluster: the scheduler's address (tcp://HOST:8786) or local:N worker processes.",
         ),
     ] = None,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            metavar="URI",
+            help="After the run, export it to this MLflow tracking URI (`harness export mlflow`; exit 1 if that fails).",
+        ),
+    ] = None,
     allow_module: Allow = None,
     data_home: DataHome = None,
 ) -> None:
     """Run a suite: every (dataset, estimator, repeat, fold) not yet in the store."""
     from harness import api
 
+    if mlflow is not None:
+        from harness.integrations.mlflow import target_for
+
+        target_for(out or Path("."), mlflow)  # MLflow installed, URI usable: before anything is fitted
     if baseline is not None:
         from harness.baseline.file import load_baseline
 
@@ -171,11 +184,14 @@ def run(
                 markup=False,
             )
             raise typer.Exit(code) from None
-    from harness.report import OUTPUT_FILES
+    from harness.report import written_outputs
 
     summary = results.summary
     _print_leaderboard(results.data.boards)
-    console.print("results: " + ", ".join(str(summary.out / n) for n in ("results.db", *OUTPUT_FILES)), markup=False)
+    console.print(
+        "results: " + ", ".join(str(summary.out / n) for n in ("results.db", *written_outputs(summary.out))),
+        markup=False,
+    )
     for shift in summary.shifts:
         err_console.print(f"[bold yellow]data shift:[/] {escape(shift)}", soft_wrap=True)
     if summary.failed_in_plan:
@@ -188,7 +204,26 @@ def run(
 
         result = check_run(summary.out, baseline, CheckOptions(champion=suite.champion), data=results.data)
         code = max(code, _print_check(result))
+    if mlflow is not None:
+        code = max(code, _export_mlflow(results, mlflow))
     raise typer.Exit(code)
+
+
+def _export_mlflow(results, tracking_uri: str) -> int:
+    """Export the finished run; a failure is one error line and exit 1, never a lost run (it is stored)."""
+    from harness.integrations.mlflow import export_run
+
+    try:
+        done = export_run(results.out, tracking_uri, data=results.data)
+    except HarnessError as exc:
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))} (the run is stored: export it again with "
+            f"`harness export mlflow {escape(str(results.out))} --tracking-uri {escape(tracking_uri)}`)",
+            soft_wrap=True,
+        )
+        return 1
+    console.print(done.line, markup=False, soft_wrap=True)
+    return 0
 
 
 def _print_skipped(plan) -> None:
@@ -359,11 +394,13 @@ def report(
     ] = False,
 ) -> None:
     """Rebuild every report (results.csv, leaderboard.md, stats.json, summary.md, report.html) from the store alone."""
-    from harness.report import OUTPUT_FILES, write_outputs
+    from harness.report import write_outputs, written_outputs
 
     data = write_outputs(out_dir, force=force)
     _print_leaderboard(data.boards)
-    console.print("wrote " + ", ".join(str(out_dir / name) for name in OUTPUT_FILES), markup=False, soft_wrap=True)
+    console.print(
+        "wrote " + ", ".join(str(out_dir / name) for name in written_outputs(out_dir)), markup=False, soft_wrap=True
+    )
 
 
 @app.command("check-data")
@@ -530,7 +567,13 @@ def check(
         float | None,
         typer.Option("--tolerance", help="Smallest drop that counts (default 0.005 bounded, 0.5% of |mean| else)."),
     ] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Level of the one-sided corrected t-tests.")] = 0.05,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha",
+            help="Level of the one-sided corrected t-tests against the baseline, and of the champion check (Holm-adjusted, as the summary).",
+        ),
+    ] = 0.05,
     champion: Annotated[
         str | None, typer.Option("--champion", help="Fail unless this estimator is best or tied-best per dataset.")
     ] = None,
@@ -560,6 +603,10 @@ def _print_check(result) -> int:
 
 # Command groups that live in their own modules register themselves on `app` here.
 # (one import per module; keep this block at the end so that `app` exists)
+from harness.cli import ab as _ab  # noqa: E402,F401  (ab plan, ab test, ab paired)
+from harness.cli import export as _export  # noqa: E402,F401  (export model, export ..., predict)
+from harness.cli import mlflow as _mlflow  # noqa: E402,F401  (export mlflow; after export)
+from harness.cli import schema as _schema  # noqa: E402,F401  (schema)
 
 
 def entrypoint() -> None:

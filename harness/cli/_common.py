@@ -67,5 +67,3 @@ def _guard(fn):
     wrapper.__doc__ = fn.__doc__
     wrapper.__wrapped__ = fn
     return wrapper
-
-

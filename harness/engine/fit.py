@@ -25,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from harness.datasets import Dataset
+from harness.engine.curves import fold_curves
 from harness.engine.limits import limit_threads
 from harness.engine.tasks import (
     ERROR,
@@ -43,6 +44,7 @@ from harness.engine.tasks import (
 from harness.metrics import CLASSIFICATION, METRICS, model_responses, score_fold
 from harness.preprocess import Columns
 from harness.registry import Resolved, build
+from harness.resample import class_counts, fit_prep, transform_prep
 from harness.splits import inner_splits, validation_rows
 from harness.tuning import Report, StudyOutcome, StudyPlan, run_study
 
@@ -152,11 +154,20 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
     classes = ds.classes
     values, notes = score_fold(task.metrics, y_test, responses, classes)
     extra |= fitted_extras(model)
-    if task.robustness:
-        extra["robustness"] = score_perturbed(task, model, X_train, X_test, y_test)
+    names = ds.labels if ds.labels is not None else ds.classes  # the original class labels, for the report
+    counts = class_counts(model, y_train, names)  # resample: training rows per class before and after
+    if counts is not None:
+        extra["resample"] = counts
+    if task.robustness or task.attacks:  # noise levels -> extra["robustness"], attacks -> extra["attacks"]
+        extra |= score_perturbed(task, model, X_train, X_test, y_test)
+    if task.learning_curve or task.validation_curve:  # more fits inside the fold (engine.curves)
+        extra |= fold_curves(task, resolved, model, values, fit_time)
     # Tuning is training too: a tuned fold's SHAP budget counts its study's wall time.
     training_s = fit_time + float(extra.get("tuning", {}).get("wall_s") or 0.0)
-    explanation = explain(task, model, X_train, training_s, notes) if task.explain else None
+    method = (task.explain or {}).get("method", "shap")  # shap | lime | both
+    explanation = explain(task, model, X_train, training_s, notes) if task.explain and method != "lime" else None
+    if task.explain and method != "shap":
+        explanation = explain_with_lime(task, model, X_train, training_s, notes, explanation)
     if caught:  # kept with the fold instead of flooding the terminal
         notes["warnings"] = " | ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:2000]
     return task.result(
@@ -175,23 +186,40 @@ def _fit_and_score(task: FoldTask) -> FoldResult:
     )
 
 
-def score_perturbed(
-    task: FoldTask, model: Any, X_train: Any, X_test: Any, y_test: np.ndarray
-) -> dict[str, dict[str, float | None]]:
-    """The fold's metrics on noisy copies of its test rows, by noise level (the model is not refitted)."""
-    from harness.robustness import perturb
+def score_perturbed(task: FoldTask, model: Any, X_train: Any, X_test: Any, y_test: np.ndarray) -> dict[str, Any]:
+    """The fold's metrics on perturbed test rows (the model is not refitted), as entries of the fold's extra.
 
-    ds = task.dataset
+    "robustness": by noise level, on every test row (as before attacks existed); "attacks": the worst-case
+    attacks' scores by attack and level on the attacked rows, with those rows' clean and noise scores and
+    what each attack spent (harness.robustness.attack_fold).
+    """
+    from harness.robustness import attack_fold, perturb
+
+    ds, split = task.dataset, task.split
     needed = {METRICS[m].response for m in task.metrics}
     n_classes = len(ds.classes) if ds.task == CLASSIFICATION else 0
-    out = {}
-    for i, level in enumerate(task.robustness or []):
-        seed = derive_seed(task.seed, "robustness", ds.name, None, task.split.repeat, task.split.fold, i)
-        noisy = perturb(X_test, X_train, level, seed, ds.categorical)
+
+    def score(rows: Any, y: np.ndarray) -> dict[str, float | None]:
         with threadpool_limits(limits=task.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            responses = model_responses(model, noisy, needed, n_classes)
-        out[f"{level:g}"] = score_fold(task.metrics, y_test, responses, ds.classes)[0]
+            return score_fold(task.metrics, y, model_responses(model, rows, needed, n_classes), ds.classes)[0]
+
+    out: dict[str, Any] = {}
+    noisy = {}
+    for i, level in enumerate(task.robustness or []):
+        seed = derive_seed(task.seed, "robustness", ds.name, None, split.repeat, split.fold, i)
+        noisy[f"{level:g}"] = perturb(X_test, X_train, level, seed, ds.categorical)
+    if task.robustness:
+        out["robustness"] = {level: score(rows, y_test) for level, rows in noisy.items()}
+    if task.attacks:
+
+        def seed(purpose: str, index: int) -> int:
+            return derive_seed(task.seed, purpose, ds.name, None, split.repeat, split.fold, index)
+
+        with threadpool_limits(limits=task.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["attacks"] = attack_fold(task.attacks, model, X_train, X_test, y_test, ds.categorical,
+                                         ds.task == CLASSIFICATION, score, seed, noisy)  # fmt: skip
     return out
 
 
@@ -205,13 +233,10 @@ def explain(
     so reports and benchmarks can show what explaining cost. A failure to explain never fails the fold: it
     becomes a note.
     """
-    from harness.explain import explain_fold, explain_rows
+    from harness.explain import explain_fold
 
-    settings, ds = task.explain, task.dataset
-    budget = max(settings["min_s"], settings["budget_share"] * training_s)
-    split = task.split
-    rows_seed = derive_seed(task.seed, "explain rows", ds.name, None, split.repeat, split.fold)
-    rows = explain_rows(split.test, rows_seed)[: settings["max_rows"]]
+    settings, ds, split = task.explain, task.dataset, task.split
+    budget, rows = _explained_rows(task, training_s)
     try:
         with threadpool_limits(limits=task.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -223,6 +248,49 @@ def explain(
     arrays, meta = result.to_arrays()
     meta["training_s"] = training_s
     return arrays | {"rows": rows[: len(arrays["values"])].astype(np.int64)}, meta
+
+
+def _explained_rows(task: FoldTask, training_s: float) -> tuple[float, np.ndarray]:
+    """An explained fold's time budget and its rows: a seeded order of the test rows that names no estimator
+    (every model of the fold explains the same rows, with SHAP and with LIME)."""
+    from harness.explain import explain_rows
+
+    settings, split = task.explain, task.split
+    budget = max(settings["min_s"], settings["budget_share"] * training_s)
+    seed = derive_seed(task.seed, "explain rows", task.dataset.name, None, split.repeat, split.fold)
+    return budget, explain_rows(split.test, seed)[: settings["max_rows"]]
+
+
+def explain_with_lime(
+    task: FoldTask,
+    model: Any,
+    X_train: Any,
+    training_s: float,
+    notes: dict[str, str],
+    shap: tuple[dict[str, np.ndarray], dict[str, Any]] | None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """LIME weights for the SHAP rows of the fold (the same seeded order), stored beside SHAP's values.
+
+    LIME gets the same budget as SHAP (so `method: both` spends up to twice the explanation budget); a failure
+    becomes a note, like SHAP's.
+    """
+    from harness.explain.lime import explain_lime
+
+    settings, ds, split = task.explain, task.dataset, task.split
+    budget, rows = _explained_rows(task, training_s)
+    try:
+        with threadpool_limits(limits=task.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lime_seed = derive_seed(task.seed, "lime", ds.name, None, split.repeat, split.fold)
+            result = explain_lime(model, X_train, ds.X.iloc[rows], ds.task, budget, lime_seed, settings["max_rows"])
+    except Exception as exc:
+        notes["lime"] = _one_line(exc)
+        return shap
+    arrays, meta = result.to_arrays()
+    meta["lime"]["training_s"] = training_s
+    if shap is None:
+        return arrays, meta
+    return shap[0] | arrays, shap[1] | meta
 
 
 def _configure(task: FoldTask, extra: dict[str, Any]) -> Resolved:
@@ -303,8 +371,8 @@ def fit_early_stopped(
     final = model
     if hasattr(model, "steps"):
         prep, final = model[:-1], model[-1]
-        X_fit = prep.fit_transform(X_fit, y_fit)
-        X_val = prep.transform(X_val)
+        X_fit, y_fit = fit_prep(prep, X_fit, y_fit)  # a sampler resamples the fitted rows, never the slice
+        X_val = transform_prep(prep, X_val)
     if library == "lightgbm":
         import lightgbm
 

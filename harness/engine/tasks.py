@@ -191,6 +191,9 @@ class FoldTask:
     study: StudyPlan | None = None  # nested tuning on this fold's training rows
     explain: dict[str, Any] | None = None  # SHAP settings (ExplainSpec) when this fold is explained
     robustness: tuple[float, ...] | None = None  # noise levels to score the test rows under
+    attacks: dict[str, Any] | None = None  # worst-case attacks (RobustnessSpec.attack_settings), None when off
+    learning_curve: tuple[float, ...] | None = None  # training fractions to refit on (engine.curves)
+    validation_curve: dict[str, Any] | None = None  # {"param": name, "values": [...]} (engine.curves)
     needs: tuple[str, ...] = ()  # keys of the study / pretraining this fold starts from
     # Filled by the engine from `needs` (with_inputs), never by the planner:
     preset: dict[str, Any] | None = None  # tune_then_cv: {"params": ..., "tuning": ...}

@@ -115,7 +115,8 @@ def _split_model(model: Any, raw_columns: list[str]) -> _Parts:
     steps = getattr(model, "steps", None)
     if not steps or len(steps) < 2:
         return _Parts(model, lambda X: X, identity)
-    prep = [s for _, s in steps[:-1] if s != "passthrough" and s is not None]
+    # a sampler (resample:) acts in fit only: what the model sees at predict time is the ColumnTransformer's output
+    prep = [s for _, s in steps[:-1] if s != "passthrough" and s is not None and not hasattr(s, "fit_resample")]
     if len(prep) != 1 or not hasattr(prep[0], "transformers_"):
         return _Parts(model, lambda X: X, identity, note="preprocessing is not one ColumnTransformer: raw columns")
     ct, est = prep[0], steps[-1][1]

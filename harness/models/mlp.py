@@ -4,6 +4,10 @@
 receive features the fold's pipeline has already imputed, scaled and one-hot encoded,
 so they only have to train well and fast:
 
+- by default each numeric input is robust-scaled, smoothly clipped and expanded into
+  piecewise-linear quantile bins inside the network (encoding.py), which closes most
+  of the gap to gradient boosting on heavy-tailed, threshold-like data (issue 16);
+
 - each fit moves its data to the device once as float32 tensors and iterates over
   shuffled index batches (no DataLoader, no per-sample Python work), so an epoch costs
   little more than its matrix products (bench/mlp.py compares with scikit-learn's MLP);
@@ -17,29 +21,31 @@ so they only have to train well and fast:
   learned on another dataset with the same features (fine-tuning, or feature
   extraction with a frozen body).
 
+Batch augmentation (noise, mixup, PGD adversarial training) is in augment.py; the
+network in network.py; the loop's mechanics (optimizers, schedules, CUDA graphs) in
+training.py. This module holds the estimators: parameters, fit order, fine-tuning,
+prediction and `loss_gradient` for gradient attacks.
+
 Parameters are only stored in `__init__`; they are checked when `fit` starts, so
 `clone`, `get_params` and `set_params` behave as for any scikit-learn estimator.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import numbers
 import os
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from itertools import pairwise
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
@@ -47,84 +53,44 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-}
-# Activations whose backward needs only their output, so they can overwrite their input:
-# no fresh activation-sized buffer per layer and step (about 8% of a CPU epoch of the
-# benchmark's 256-256 network). The Linear or BatchNorm before them does not need its
-# output for its own backward.
-IN_PLACE_ACTIVATIONS = ("relu", "leaky_relu")
-OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
-SCHEDULES = ("none", "reduce_on_plateau", "cosine", "onecycle")
-INITS = ("default", "he", "xavier")
-DEVICES = ("auto", "cpu", "cuda")
+from harness.models.augment import Augmenter
+from harness.models.encoding import EMBEDDINGS, INPUT_SCALINGS, InputEncoder, numeric_mask
+from harness.models.network import ACTIVATIONS, IN_PLACE_ACTIVATIONS, INITS, MLPNetwork, _init_weights
+from harness.models.training import (
+    _PLATEAU_FACTOR,
+    DEVICES,
+    OPTIMIZERS,
+    SCHEDULES,
+    _autocast_dtype,
+    _batches,
+    _GraphedStep,
+    _Loop,
+    _make_optimizer,
+    _make_scheduler,
+    _pin_lr,
+    _seeded,
+    _Split,
+    _to_tensor,
+    _torch_threads,
+    _validation_split,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITS",
+    "IN_PLACE_ACTIVATIONS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "_PLATEAU_FACTOR",
+    "MLPNetwork",
+    "TorchMLPClassifier",
+    "TorchMLPRegressor",
+    "_autocast_dtype",
+]
 FINETUNE_MODES = ("all", "head")
 
-_GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture, as torch's docs do
 _PREDICT_BATCH = 8192  # rows per forward pass at inference: bounds memory, not accuracy
-_PLATEAU_FACTOR = 0.2  # reduce_on_plateau multiplies the lr by this...
-_PLATEAU_PATIENCE_SHARE = 0.5  # ...after this share of `patience` epochs without improvement
 _PRETRAINED_FORMAT = 1
-
-
-# ---------------------------------------------------------------- network
-
-
-class MLPNetwork(nn.Module):
-    """Hidden blocks (Linear → [BatchNorm] → activation → [Dropout]) as the body, then a linear head.
-
-    The body and the head are separate submodules so fine-tuning can load or freeze
-    the body alone and re-initialise the head when the number of outputs differs. Each
-    block is its own Sequential with the Linear first, so weight names ("body.1.0.weight")
-    do not depend on the activation or on dropout, and weights saved with one dropout
-    rate load into a model with another.
-    """
-
-    def __init__(self, layer_sizes: list[int], activation: str, batch_norm: bool, dropout: float) -> None:
-        super().__init__()
-        blocks: list[nn.Module] = []
-        for n_in, n_out in pairwise(layer_sizes[:-1]):
-            block: list[nn.Module] = [nn.Linear(n_in, n_out)]
-            if batch_norm:
-                block.append(nn.BatchNorm1d(n_out))
-            in_place = {"inplace": True} if activation in IN_PLACE_ACTIVATIONS else {}
-            block.append(ACTIVATIONS[activation](**in_place))
-            if dropout > 0:
-                block.append(nn.Dropout(dropout))
-            blocks.append(nn.Sequential(*block))
-        self.body = nn.Sequential(*blocks)
-        self.head = nn.Linear(layer_sizes[-2], layer_sizes[-1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-def _init_weights(net: MLPNetwork, init: str, activation: str, generator: torch.Generator) -> None:
-    """He or Xavier initialisation with zero biases; "default" keeps torch's own.
-
-    GELU, SiLU and ELU are treated as ReLU for the gain: close enough for the first step.
-    """
-    if init == "default":
-        return
-    nonlinearity = activation if activation in ("relu", "leaky_relu", "tanh") else "relu"
-    slope = 0.01 if activation == "leaky_relu" else 0.0
-    for layer in net.modules():
-        if not isinstance(layer, nn.Linear):
-            continue
-        kind = "linear" if layer is net.head else nonlinearity
-        if init == "he":
-            nn.init.kaiming_normal_(layer.weight, a=slope, nonlinearity=kind, generator=generator)
-        else:
-            gain = nn.init.calculate_gain(kind, slope if kind == "leaky_relu" else None)
-            nn.init.xavier_uniform_(layer.weight, gain=gain, generator=generator)
-        nn.init.zeros_(layer.bias)
-
 
 # ---------------------------------------------------------------- parameter checks
 
@@ -179,237 +145,6 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-# ---------------------------------------------------------------- process-level settings
-
-
-@contextmanager
-def _torch_threads(n_threads: int | None) -> Iterator[None]:
-    """Set torch's intra-op threads for one fit or predict and restore the caller's value.
-
-    The engine gives each parallel worker its share of the cores; leaving a changed
-    setting behind would leak into whatever the process runs next.
-    """
-    if n_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch's global RNG (weight init, dropout) inside a fork that is undone on exit."""
-    devices = (
-        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    )
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def _to_tensor(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """One copy of the data on the device; read-only arrays (memmaps) are copied first."""
-    array = np.ascontiguousarray(array)
-    if not array.flags.writeable:
-        array = array.copy()
-    return torch.from_numpy(array).to(device=device, dtype=dtype)
-
-
-# ---------------------------------------------------------------- training pieces
-
-
-@dataclass
-class _Split:
-    """Tensors for one fit: the training rows, and the validation rows when early stopping."""
-
-    X_train: torch.Tensor
-    y_train: torch.Tensor
-    X_valid: torch.Tensor | None
-    y_valid: torch.Tensor | None
-
-
-def _validation_split(
-    n_samples: int, fraction: float, seed: int, strata: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train/validation row indices, stratified when every class can appear on both sides."""
-    n_valid = math.ceil(fraction * n_samples)
-    if n_valid < 1 or n_samples - n_valid < 1:
-        raise ValueError(
-            f"early_stopping needs at least 2 samples to split off validation_fraction={fraction}; "
-            f"got n_samples={n_samples}"
-        )
-    stratify = None
-    if strata is not None:
-        counts = np.bincount(strata)
-        counts = counts[counts > 0]
-        if counts.min() >= 2 and min(n_valid, n_samples - n_valid) >= counts.size:
-            stratify = strata
-    train, valid = train_test_split(np.arange(n_samples), test_size=n_valid, random_state=seed, stratify=stratify)
-    return np.sort(train), np.sort(valid)
-
-
-def _make_optimizer(
-    name: str, params: list[nn.Parameter], est: _BaseTorchMLP, lr: float | torch.Tensor
-) -> torch.optim.Optimizer:
-    """The optimizer; Adam, AdamW and SGD use torch's fused kernels (one call per step, CPU and CUDA).
-
-    `lr` is a one-element device tensor when the training step is a CUDA graph: the
-    graph reads the learning rate from that tensor, so schedules still apply, and the
-    optimizers that keep a step count are made capturable.
-    """
-    capturable = isinstance(lr, torch.Tensor)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=est.weight_decay, fused=True, capturable=capturable)
-    if name == "adam":  # weight_decay is a plain L2 penalty here, unlike AdamW's decoupled decay
-        return torch.optim.Adam(params, lr=lr, weight_decay=est.weight_decay, fused=True, capturable=capturable)
-    if name == "sgd":
-        if est.nesterov and est.momentum == 0:
-            raise ValueError("nesterov=True needs momentum > 0 with optimizer='sgd'")
-        return torch.optim.SGD(
-            params, lr=lr, momentum=est.momentum, nesterov=est.nesterov, weight_decay=est.weight_decay, fused=True
-        )
-    return torch.optim.RMSprop(params, lr=lr, weight_decay=est.weight_decay, capturable=capturable)
-
-
-def _pin_lr(optimizer: torch.optim.Optimizer, lr: torch.Tensor | None) -> None:
-    """Keep a graphed step's learning-rate tensor in the optimizer after a scheduler step.
-
-    A scheduler may write a plain float into the parameter group; the captured graph
-    still reads the tensor, so the value is copied into it and the tensor put back.
-    """
-    group = optimizer.param_groups[0]
-    if lr is not None and group["lr"] is not lr:
-        lr.fill_(float(group["lr"]))
-        group["lr"] = lr
-
-
-class _GraphedStep:
-    """One full-batch training step (gather, forward, loss, backward, optimizer step) as a CUDA graph.
-
-    Why: a tabular MLP's step is some forty tiny kernels. Launched one by one from
-    Python the GPU waits on the CPU between them, so an H100 trained the benchmark's
-    256-256 network no faster than two CPU cores (0.47 s per epoch on 80,000 rows at
-    batch 256). Replaying the captured step is one launch (0.044 s per epoch).
-
-    The graph reads its batch through a static index buffer, so shuffling still happens
-    outside it. Capture needs a few warm-up steps on a side stream; the weights, buffers
-    and optimizer state they touch are put back afterwards, so training starts from the
-    same initial state as the ungraphed path. The running loss sum is kept on the GPU.
-    """
-
-    def __init__(
-        self,
-        net: nn.Module,
-        loss_fn: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        data: _Split,
-        batch_size: int,
-        amp_dtype: torch.dtype | None,
-    ) -> None:
-        device = data.X_train.device
-        self.batch_size = batch_size
-        self.index = torch.arange(batch_size, device=device)
-        self.loss_sum = torch.zeros((), device=device)
-        saved = {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-        def step() -> None:
-            autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-            with autocast:
-                X, y = data.X_train.index_select(0, self.index), data.y_train.index_select(0, self.index)
-                loss = loss_fn(net(X), y)
-            loss.backward()
-            optimizer.step()
-            self.loss_sum.add_(loss.detach().float())
-
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(_GRAPH_WARMUP_STEPS):
-                optimizer.zero_grad(set_to_none=True)
-                step()
-        torch.cuda.current_stream(device).wait_stream(side)
-        optimizer.zero_grad(set_to_none=True)  # the graph's backward then allocates the grads in its own pool
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            step()
-        with torch.no_grad():
-            for key, value in net.state_dict().items():
-                value.copy_(saved[key])
-            for state in optimizer.state.values():
-                for value in state.values():
-                    if isinstance(value, torch.Tensor):
-                        value.zero_()  # a fresh optimizer's state: zero moments, zero steps
-            self.loss_sum.zero_()
-
-    def __call__(self, index: torch.Tensor) -> None:
-        self.index.copy_(index)
-        self.graph.replay()
-
-
-@dataclass
-class _Loop:
-    """What one fit's epochs share: optimizer, schedule, precision and the graphed step."""
-
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    per_batch: bool  # the scheduler steps per batch (cosine, onecycle) rather than per epoch
-    amp_dtype: torch.dtype | None  # autocast dtype on CUDA; None trains in float32
-    scaler: torch.amp.GradScaler | None  # float16 only
-    graph: _GraphedStep | None  # the captured full-batch step (CUDA)
-    lr: torch.Tensor | None  # the learning-rate tensor the graph reads
-
-
-def _make_scheduler(
-    name: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int, patience: int
-) -> tuple[Any, bool]:
-    """The scheduler and whether it steps per batch (cosine, onecycle) rather than per epoch.
-
-    Cosine and one-cycle span `max_epochs` even when early stopping ends the fit sooner,
-    so their shape does not depend on when training stops. One-cycle leaves momentum as
-    the user set it (no momentum cycling), so `momentum` means the same for every schedule.
-    """
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps), True
-    if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=total_steps, cycle_momentum=False
-        ), True
-    if name == "reduce_on_plateau":
-        wait = max(1, int(patience * _PLATEAU_PATIENCE_SHARE))
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=_PLATEAU_FACTOR, patience=wait), False
-    return None, False
-
-
-def _batches(
-    n_rows: int, batch_size: int, drop_single: bool, generator: torch.Generator, device: torch.device
-) -> Iterator[torch.Tensor]:
-    """Shuffled index batches on `device`; a trailing batch of one row is dropped when batch norm cannot use it.
-
-    The permutation is drawn on the CPU generator (the same order on every device, and
-    deterministic) and copied to the device once per epoch, not once per batch.
-    """
-    order = torch.randperm(n_rows, generator=generator)
-    if drop_single and n_rows % batch_size == 1 and n_rows > 1:
-        order = order[:-1]
-    return iter(order.to(device).split(batch_size))
-
-
-def _autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
-    """The autocast dtype for training: bfloat16 on GPUs that have it, float16 elsewhere on CUDA, none on CPU.
-
-    bfloat16 has float32's range, so it needs no gradient scaling, and the scaler's
-    per-step overflow check (a GPU-to-host sync) would otherwise cost more than the
-    small matrix products of a tabular MLP.
-    """
-    if not mixed_precision or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 # ---------------------------------------------------------------- the estimators
 
 
@@ -424,6 +159,10 @@ class _BaseTorchMLP(BaseEstimator):
         "batch_norm": ["boolean"],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "init": [StrOptions(set(INITS))],
+        "input_scaling": [StrOptions(set(INPUT_SCALINGS))],
+        "embedding": [StrOptions(set(EMBEDDINGS))],
+        "n_bins": [Interval(numbers.Integral, 2, 1024, closed="both")],
+        "embedding_dim": [Interval(numbers.Integral, 0, 1024, closed="both")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
@@ -435,6 +174,11 @@ class _BaseTorchMLP(BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+        "noise": [Interval(numbers.Real, 0, 10, closed="both")],
+        "mixup": [Interval(numbers.Real, 0, 100, closed="both")],
+        "adversarial_eps": [Interval(numbers.Real, 0, 10, closed="both")],
+        "adversarial_steps": [Interval(numbers.Integral, 1, 100, closed="both")],
+        "label_smoothing": [Interval(numbers.Real, 0, 1, closed="left")],
         "device": [str],
         "mixed_precision": ["boolean"],
         "cuda_graphs": ["boolean"],
@@ -461,6 +205,10 @@ class _BaseTorchMLP(BaseEstimator):
         batch_norm: bool = False,
         dropout: float = 0.1,
         init: str = "default",
+        input_scaling: str = "robust",
+        embedding: str = "piecewise_linear",
+        n_bins: int = 16,
+        embedding_dim: int = 4,
         optimizer: str = "adamw",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -472,6 +220,10 @@ class _BaseTorchMLP(BaseEstimator):
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 10,
+        noise: float = 0.0,
+        mixup: float = 0.0,
+        adversarial_eps: float = 0.0,
+        adversarial_steps: int = 3,
         device: str = "auto",
         mixed_precision: bool = True,
         cuda_graphs: bool = True,
@@ -486,6 +238,10 @@ class _BaseTorchMLP(BaseEstimator):
         self.batch_norm = batch_norm
         self.dropout = dropout
         self.init = init
+        self.input_scaling = input_scaling
+        self.embedding = embedding
+        self.n_bins = n_bins
+        self.embedding_dim = embedding_dim
         self.optimizer = optimizer
         self.lr = lr
         self.weight_decay = weight_decay
@@ -497,6 +253,10 @@ class _BaseTorchMLP(BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.noise = noise
+        self.mixup = mixup
+        self.adversarial_eps = adversarial_eps
+        self.adversarial_steps = adversarial_steps
         self.device = device
         self.mixed_precision = mixed_precision
         self.cuda_graphs = cuda_graphs
@@ -508,7 +268,8 @@ class _BaseTorchMLP(BaseEstimator):
 
     # -------------------------------------------------- subclass hooks
 
-    def _loss(self, weight: torch.Tensor | None) -> nn.Module:
+    def _loss(self, weight: torch.Tensor | None, smooth: bool = True) -> nn.Module:
+        """The training loss (`smooth`: with label smoothing, where the model has it)."""
         raise NotImplementedError
 
     @staticmethod
@@ -523,6 +284,14 @@ class _BaseTorchMLP(BaseEstimator):
         widths = _layer_widths(self.hidden_sizes)
         _check_choice("activation", self.activation, tuple(ACTIVATIONS))
         _check_choice("init", self.init, INITS)
+        _check_choice("input_scaling", self.input_scaling, INPUT_SCALINGS)
+        _check_choice("embedding", self.embedding, EMBEDDINGS)
+        _check_number("n_bins", self.n_bins, 2, 1024, integer=True)
+        _check_number("embedding_dim", self.embedding_dim, 0, 1024, integer=True)
+        _check_number("noise", self.noise, 0, 10)
+        _check_number("mixup", self.mixup, 0, 100)
+        _check_number("adversarial_eps", self.adversarial_eps, 0, 10)
+        _check_number("adversarial_steps", self.adversarial_steps, 1, 100, integer=True)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("finetune", self.finetune, FINETUNE_MODES)
@@ -555,21 +324,70 @@ class _BaseTorchMLP(BaseEstimator):
         layer_sizes = [X.shape[1], *widths, n_outputs]
         with _torch_threads(self.n_threads), _seeded(seed, device):
             generator = torch.Generator().manual_seed(seed)
-            net = self._build_network(layer_sizes, generator)
+            net = self._build_network(layer_sizes, generator, X)
             split = self._tensors(X, y, device, seed, strata)
-            loss = self._loss(None if weight is None else torch.as_tensor(weight, dtype=torch.float32, device=device))
-            self._train(net.to(device), split, loss, device, generator)
+            w = None if weight is None else torch.as_tensor(weight, dtype=torch.float32, device=device)
+            losses = (self._loss(w), self._loss(w, smooth=False))
+            augment = self._augmenter(X, device)
+            self._train(net.to(device), split, losses, augment, device, generator)
         self.module_ = net.eval()
         self.device_ = str(device)
         self.layer_sizes_ = layer_sizes
 
-    def _build_network(self, layer_sizes: list[int], generator: torch.Generator) -> MLPNetwork:
-        """A fresh network (seeded init), with the pretrained body (and head, if it fits) loaded over it."""
-        net = MLPNetwork(layer_sizes, self.activation, self.batch_norm, float(self.dropout))
+    def _build_network(self, layer_sizes: list[int], generator: torch.Generator, X: np.ndarray) -> MLPNetwork:
+        """A fresh network (seeded init), with the pretrained body (and head, if it fits) loaded over it.
+
+        The input encoder is fitted on X, or taken from the pretrained weights: the
+        pretrained body only means something behind the encoding it was trained on.
+        """
+        payload = self._read_pretrained() if self.pretrained is not None else None
+        encoder = self._encoder(X, payload)
+        self.numeric_input_mask_ = encoder.numeric_mask if encoder is not None else numeric_mask(X)
+        net = MLPNetwork(layer_sizes, self.activation, self.batch_norm, float(self.dropout), encoder)
         _init_weights(net, self.init, self.activation, generator)
-        if self.pretrained is not None:
-            self._load_pretrained(net, layer_sizes)
+        if payload is not None:
+            self._load_pretrained(net, layer_sizes, payload)
         return net
+
+    def _encoder_config(self) -> dict[str, Any] | None:
+        """What defines the input encoding (None: inputs go to the first layer as they are)."""
+        if self.input_scaling == "none" and self.embedding == "none":
+            return None
+        n_bins = int(self.n_bins) if self.embedding != "none" else None
+        dim = int(self.embedding_dim) if self.embedding != "none" else None
+        return {
+            "input_scaling": self.input_scaling,
+            "embedding": self.embedding,
+            "n_bins": n_bins,
+            "embedding_dim": dim,
+        }
+
+    def _encoder(self, X: np.ndarray, payload: dict[str, Any] | None) -> InputEncoder | None:
+        config = self._encoder_config()
+        if payload is not None:
+            saved = payload.get("encoder")
+            if saved != config:
+                raise ValueError(
+                    f"pretrained={self._pretrained_name()} was trained with input encoding {saved}; this model "
+                    f"has {config}: input_scaling, embedding, n_bins and embedding_dim must match"
+                )
+            return None if config is None else InputEncoder.from_state(config, payload["state_dict"])
+        if config is None:
+            return None
+        return InputEncoder.fit(
+            X, numeric_mask(X), self.input_scaling, self.embedding, int(self.n_bins), int(self.embedding_dim)
+        )
+
+    def _augmenter(self, X: np.ndarray, device: torch.device) -> Augmenter:
+        """Batch augmentation, scaled by each numeric input's training standard deviation."""
+        scale = X.std(axis=0, dtype=np.float64) * self.numeric_input_mask_
+        return Augmenter(
+            noise=float(self.noise),
+            mixup=float(self.mixup),
+            eps=float(self.adversarial_eps),
+            steps=int(self.adversarial_steps),
+            scale=torch.as_tensor(scale, dtype=torch.float32, device=device),
+        )
 
     def _tensors(
         self, X: np.ndarray, y: np.ndarray, device: torch.device, seed: int, strata: np.ndarray | None
@@ -586,10 +404,21 @@ class _BaseTorchMLP(BaseEstimator):
         return _Split(Xt[tr], yt[tr], Xt[va], yt[va])
 
     def _train(
-        self, net: MLPNetwork, data: _Split, loss_fn: nn.Module, device: torch.device, generator: torch.Generator
+        self,
+        net: MLPNetwork,
+        data: _Split,
+        losses: tuple[nn.Module, nn.Module],
+        augment: Augmenter,
+        device: torch.device,
+        generator: torch.Generator,
     ) -> None:
-        """Epoch loop with scheduling, early stopping and restoring the best weights."""
-        loop = self._loop(net, data, loss_fn, device)
+        """Epoch loop with scheduling, early stopping and restoring the best weights.
+
+        `losses` is the training loss (label smoothing included) and the plain loss that
+        validation and early stopping monitor.
+        """
+        loss_fn = losses[0]
+        loop = self._loop(net, data, loss_fn, device, augment, losses[1])
         best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
         self.history_ = []
         with warnings.catch_warnings():
@@ -617,7 +446,15 @@ class _BaseTorchMLP(BaseEstimator):
         self.n_epochs_ = len(self.history_)
         self.best_epoch_ = best_epoch if self.early_stopping else self.n_epochs_
 
-    def _loop(self, net: MLPNetwork, data: _Split, loss_fn: nn.Module, device: torch.device) -> _Loop:
+    def _loop(
+        self,
+        net: MLPNetwork,
+        data: _Split,
+        loss_fn: nn.Module,
+        device: torch.device,
+        augment: Augmenter,
+        valid_loss: nn.Module,
+    ) -> _Loop:
         """The optimizer, schedule, precision and (on CUDA) the graphed step one fit's epochs share."""
         n_rows, batch_size = len(data.X_train), int(self.batch_size)
         drop_single = bool(self.batch_norm)  # batch norm cannot train on a batch of one row
@@ -627,6 +464,7 @@ class _BaseTorchMLP(BaseEstimator):
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         # Graph capture cannot hold the scaler's overflow check (a host sync), so float16 stays eager.
         graphed = bool(self.cuda_graphs) and device.type == "cuda" and scaler is None and n_rows >= batch_size
+        graphed = graphed and not augment.active  # random per-batch augmentation stays eager
         lr = torch.tensor(float(self.lr), device=device) if graphed else None
         optimizer = _make_optimizer(self.optimizer, self._trainable(net), self, float(self.lr) if lr is None else lr)
         steps = math.ceil((n_rows - (drop_single and n_rows % batch_size == 1)) / batch_size)
@@ -638,12 +476,13 @@ class _BaseTorchMLP(BaseEstimator):
         if graphed:
             self._train_mode(net)  # the graph records the modules' modes as they are at capture
             graph = _GraphedStep(net, loss_fn, optimizer, data, batch_size, amp_dtype)
-        return _Loop(optimizer, scheduler, per_batch, amp_dtype, scaler, graph, lr)
+        return _Loop(optimizer, scheduler, per_batch, amp_dtype, scaler, graph, lr, augment, valid_loss)
 
     def _trainable(self, net: MLPNetwork) -> list[nn.Parameter]:
         """All parameters, or only the head's when fine-tuning the head (the body is frozen)."""
         if self.finetune == "head":
             net.body.requires_grad_(False)
+            net.encoder.requires_grad_(False)  # the embedding's weights belong to the frozen part
             return list(net.head.parameters())
         return list(net.parameters())
 
@@ -673,7 +512,8 @@ class _BaseTorchMLP(BaseEstimator):
             else:
                 loop.optimizer.zero_grad(set_to_none=True)
                 with autocast:
-                    loss = loss_fn(net(data.X_train.index_select(0, index)), data.y_train.index_select(0, index))
+                    X, y = data.X_train.index_select(0, index), data.y_train.index_select(0, index)
+                    loss = loop.augment.loss(net, loss_fn, X, y) if loop.augment.active else loss_fn(net(X), y)
                 if loop.scaler is None:
                     loss.backward()
                     loop.optimizer.step()
@@ -691,7 +531,7 @@ class _BaseTorchMLP(BaseEstimator):
         record: dict[str, Any] = {"train_loss": float(total) / max(seen, 1), "valid_loss": None, "valid_score": None}
         if data.X_valid is not None:
             output = _forward(net, data.X_valid)
-            record["valid_loss"] = float(loss_fn(output, data.y_valid))
+            record["valid_loss"] = float(loop.valid_loss(output, data.y_valid))
             record["valid_score"] = self._score(output, data.y_valid)
         record["lr"] = lr
         record["time_s"] = time.perf_counter() - start
@@ -721,6 +561,7 @@ class _BaseTorchMLP(BaseEstimator):
             "batch_norm": any(isinstance(m, nn.BatchNorm1d) for m in self.module_.modules()),
             "activation": self.activation,
             "classes": _plain_list(classes),
+            "encoder": self._encoder_config(),
             "state_dict": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
         }
         if hasattr(path, "write"):  # a binary file object (e.g. io.BytesIO): weights travel as bytes
@@ -736,13 +577,17 @@ class _BaseTorchMLP(BaseEstimator):
             return f"<{len(self.pretrained)} bytes of weights>"
         return repr(str(self.pretrained))
 
-    def _load_pretrained(self, net: MLPNetwork, layer_sizes: list[int]) -> None:
-        """Load the body (must match exactly) and the head (only if it has the same outputs)."""
-        name = self._pretrained_name()
+    def _read_pretrained(self) -> dict[str, Any]:
+        """The payload `save_pretrained` wrote (weights only: loading runs no code)."""
         source = io.BytesIO(self.pretrained) if isinstance(self.pretrained, bytes) else Path(self.pretrained)
         payload = torch.load(source, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != _PRETRAINED_FORMAT:
-            raise ValueError(f"pretrained={name} is not a file written by save_pretrained")
+            raise ValueError(f"pretrained={self._pretrained_name()} is not a file written by save_pretrained")
+        return payload
+
+    def _load_pretrained(self, net: MLPNetwork, layer_sizes: list[int], payload: dict[str, Any]) -> None:
+        """Load the body (must match exactly) and the head (only if it has the same outputs)."""
+        name = self._pretrained_name()
         source = list(payload["layer_sizes"])
         if source[:-1] != layer_sizes[:-1] or payload["batch_norm"] != bool(self.batch_norm):
             raise ValueError(
@@ -764,13 +609,108 @@ class _BaseTorchMLP(BaseEstimator):
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=np.float32)
         with _torch_threads(self.n_threads):
-            out = _forward(self.module_, _to_tensor(X, torch.float32, torch.device(self.device_)))
+            device = torch.device(self.device_)
+            if device.type == "cpu":  # float64: a row's prediction must not depend on the batch it came in
+                out = _forward(copy.deepcopy(self.module_).double(), _to_tensor(X, torch.float64, device))
+            else:
+                out = _forward(self.module_, _to_tensor(X, torch.float32, device))
         return out.double().cpu().numpy()
+
+    def loss_gradient(self, X: Any, y: Any) -> np.ndarray:
+        """Gradient of each row's loss with respect to that row's inputs (eval mode), shaped like X.
+
+        For gradient-based attacks (robustness checks): X is the array `fit` and `predict`
+        receive. The loss is plain cross-entropy for the classifier (no label smoothing,
+        no class weights) and the squared error on the standardised target for the
+        regressor, the loss the model was trained on. `numeric_input_mask_` tells
+        which columns an attack may move.
+        """
+        check_is_fitted(self, "module_")
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        device = torch.device(self.device_)
+        net = self.module_
+        was_training = net.training
+        net.eval()
+        grads = []
+        with _torch_threads(self.n_threads):
+            target = self._target_tensor(np.asarray(y), device)
+            inputs = _to_tensor(X, torch.float32, device)
+            for chunk, t in zip(inputs.split(_PREDICT_BATCH), target.split(_PREDICT_BATCH), strict=True):
+                chunk = chunk.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(self._loss_sum(net(chunk), t), chunk)
+                grads.append(grad)
+        net.train(was_training)
+        return torch.cat(grads).double().cpu().numpy()
+
+    def _target_tensor(self, y: np.ndarray, device: torch.device) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def _loss_sum(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False  # the pipeline imputes before the MLP
         return tags
+
+    # -------------------------------------------------- saving without pickle
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The estimator's state with the torch network as plain data: its layout and numpy weights.
+
+        Why: skops saves numpy arrays, builtins and estimators by their state, never torch
+        tensors without pickle, so `harness export model` could not save the MLP. The
+        network is rebuilt from this description on load (`__setstate__`); copy and
+        pickle go the same way.
+        """
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ may return __dict__ itself
+        if isinstance(state.get("module_"), nn.Module):
+            state["module_"] = _network_state(state["module_"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        saved = state.get("module_")
+        super().__setstate__(state)
+        if isinstance(saved, dict):
+            device = str(state.get("device_", "cpu"))
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                device = "cpu"  # a model trained on a GPU still predicts where there is none
+            self.module_ = _rebuild_network(saved).to(device).eval()
+            self.device_ = device
+
+
+def _network_state(net: MLPNetwork) -> dict[str, Any]:
+    """What rebuilds the fitted network: layer widths, block layout, encoder kind, weights as numpy arrays."""
+    blocks = [m for m in net.body.modules() if not isinstance(m, nn.Sequential)]
+    linears = [m for m in blocks if isinstance(m, nn.Linear)]
+    activation = next((k for k, c in ACTIVATIONS.items() for m in blocks if type(m) is c), "relu")
+    encoder = net.encoder if isinstance(net.encoder, InputEncoder) else None
+    return {
+        "layer_sizes": [linears[0].in_features if linears else net.head.in_features]
+        + [m.out_features for m in linears]
+        + [net.head.out_features],
+        "activation": activation,
+        "batch_norm": any(isinstance(m, nn.BatchNorm1d) for m in blocks),
+        "dropout": next((float(m.p) for m in blocks if isinstance(m, nn.Dropout)), 0.0),
+        "encoder": None
+        if encoder is None
+        else {"input_scaling": encoder.scaling, "embedding": encoder.embedding, "embedding_dim": encoder.embedding_dim},
+        "weights": {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()},
+    }
+
+
+def _rebuild_network(saved: dict[str, Any]) -> MLPNetwork:
+    """The network `_network_state` described, on the CPU, with its weights loaded."""
+    weights = {k: torch.from_numpy(np.array(v)) for k, v in saved["weights"].items()}
+    config = saved["encoder"]
+    encoder = None if config is None else InputEncoder.from_state(config, weights)
+    net = MLPNetwork(
+        list(saved["layer_sizes"]), saved["activation"], bool(saved["batch_norm"]), float(saved["dropout"]), encoder
+    )
+    net.load_state_dict(weights)
+    return net
 
 
 def _forward(net: nn.Module, X: torch.Tensor) -> torch.Tensor:
@@ -811,6 +751,11 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
     ----------
     hidden_sizes : widths of the hidden layers (list or tuple; () is a linear model).
     activation : relu, leaky_relu, elu, gelu, silu or tanh.
+    input_scaling : "robust" (median/IQR scaling and smooth clipping of numeric inputs) or "none".
+    embedding : "piecewise_linear" (the scaled value plus `n_bins` quantile bins per numeric input) or "none".
+    n_bins : quantile bins per numeric input for the piecewise-linear embedding.
+    embedding_dim : values per numeric input after its bins' own linear map and a ReLU (0: every
+        bin value goes to the first layer, 1 + n_bins per input; slower, see encoding.py).
     batch_norm : batch normalisation after each hidden linear layer.
     dropout : dropout rate after each hidden activation.
     init : "default" (torch's), "he" (Kaiming normal) or "xavier" (Glorot uniform); biases zero.
@@ -833,6 +778,11 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
     pretrained : path of a file written by `save_pretrained` (or its bytes); the body is loaded, the
         head too when it has the same classes (else it is re-initialised).
     finetune : "all" trains every layer from the pretrained weights; "head" freezes the body.
+    noise : Gaussian noise on training batches, in training stds of each numeric input (0: off).
+    mixup : Beta(mixup, mixup) mixing of training batches with a shuffled copy (0: off).
+    adversarial_eps, adversarial_steps : train on PGD examples in an L-infinity box of
+        adversarial_eps training stds per numeric input, found in adversarial_steps steps (0: off).
+    label_smoothing : for the training loss only; validation and early stopping use plain cross-entropy.
     verbose : print one line per epoch when > 0.
 
     Attributes
@@ -842,7 +792,8 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
     "cuda"), layer_sizes_ (input features, hidden widths, outputs), history_ (per epoch:
     epoch, train_loss, valid_loss, valid_score = accuracy, lr at the start of the epoch,
     time_s), n_epochs_, best_epoch_ (the epoch whose weights the model holds),
-    validation_indices_ (the rows held out for early stopping).
+    validation_indices_ (the rows held out for early stopping), numeric_input_mask_ (True
+    for numeric inputs, False for one-hot and other two-valued ones: what noise and attacks move).
     """
 
     def __init__(
@@ -852,6 +803,10 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         batch_norm: bool = False,
         dropout: float = 0.1,
         init: str = "default",
+        input_scaling: str = "robust",
+        embedding: str = "piecewise_linear",
+        n_bins: int = 16,
+        embedding_dim: int = 4,
         optimizer: str = "adamw",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -863,7 +818,12 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 10,
+        noise: float = 0.0,
+        mixup: float = 0.0,
+        adversarial_eps: float = 0.0,
+        adversarial_steps: int = 3,
         class_weight: str | dict | None = None,
+        label_smoothing: float = 0.0,
         device: str = "auto",
         mixed_precision: bool = True,
         cuda_graphs: bool = True,
@@ -879,6 +839,10 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
             batch_norm=batch_norm,
             dropout=dropout,
             init=init,
+            input_scaling=input_scaling,
+            embedding=embedding,
+            n_bins=n_bins,
+            embedding_dim=embedding_dim,
             optimizer=optimizer,
             lr=lr,
             weight_decay=weight_decay,
@@ -890,6 +854,10 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             patience=patience,
+            noise=noise,
+            mixup=mixup,
+            adversarial_eps=adversarial_eps,
+            adversarial_steps=adversarial_steps,
             device=device,
             mixed_precision=mixed_precision,
             cuda_graphs=cuda_graphs,
@@ -900,6 +868,7 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
             verbose=verbose,
         )
         self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
 
     def fit(self, X: Any, y: Any) -> TorchMLPClassifier:
         """Fit on numeric features; any label type (labels are encoded to 0..k-1 internally)."""
@@ -929,12 +898,24 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         logits = self._raw_predict(X)  # first: it raises NotFittedError before classes_ is read
         return self.classes_[np.argmax(logits, axis=1)]
 
-    def _loss(self, weight: torch.Tensor | None) -> nn.Module:
-        return nn.CrossEntropyLoss(weight=weight)
+    def _loss(self, weight: torch.Tensor | None, smooth: bool = True) -> nn.Module:
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=float(self.label_smoothing) if smooth else 0.0)
 
     @staticmethod
     def _score(output: torch.Tensor, target: torch.Tensor) -> float:
         return float((output.argmax(dim=1) == target).float().mean())
+
+    def _target_tensor(self, y: np.ndarray, device: torch.device) -> torch.Tensor:
+        """Labels as class indices; a label the model never saw is an error, not a silent class."""
+        index = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
+        unknown = self.classes_[index] != y
+        if unknown.any():
+            raise ValueError(f"y has labels the model was not fitted on: {np.unique(y[unknown])[:5].tolist()}")
+        return torch.as_tensor(index, dtype=torch.int64, device=device)
+
+    @staticmethod
+    def _loss_sum(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(output, target, reduction="sum")
 
 
 class TorchMLPRegressor(RegressorMixin, _BaseTorchMLP):
@@ -966,8 +947,17 @@ class TorchMLPRegressor(RegressorMixin, _BaseTorchMLP):
         out = self._raw_predict(X) * self.y_scale_ + self.y_mean_
         return out.ravel() if self._single_output else out
 
-    def _loss(self, weight: torch.Tensor | None) -> nn.Module:
+    def _loss(self, weight: torch.Tensor | None, smooth: bool = True) -> nn.Module:
         return nn.MSELoss()
+
+    def _target_tensor(self, y: np.ndarray, device: torch.device) -> torch.Tensor:
+        """The target in the standardised units the network predicts."""
+        target = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        return torch.as_tensor((target - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=device)
+
+    @staticmethod
+    def _loss_sum(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((output - target) ** 2).sum()
 
     @staticmethod
     def _score(output: torch.Tensor, target: torch.Tensor) -> float:

@@ -27,9 +27,28 @@ from harness.report.format import dumps
 if TYPE_CHECKING:
     from harness.report.context import ReportData
 
-OUTPUT_FILES = ("results.csv", "leaderboard.md", "stats.json", "summary.md", "report.html")
+# Written by every build.
+OUTPUT_FILES = ("results.csv", "results.parquet", "leaderboard.md", "stats.json", "summary.md", "report.html")
+# Written only when some fold stored what they hold (curves; noise or attack scores); a build
+# without them removes the copy an earlier build of the folder left, so no file goes stale.
+OPTIONAL_OUTPUT_FILES = ("learning_curves.csv", "validation_curves.csv", "robustness.csv")
+ALL_OUTPUT_FILES = OUTPUT_FILES + OPTIONAL_OUTPUT_FILES
 
-__all__ = ["OUTPUT_FILES", "build_outputs", "read_outputs_data", "stats_json", "write_outputs"]
+__all__ = [
+    "ALL_OUTPUT_FILES",
+    "OPTIONAL_OUTPUT_FILES",
+    "OUTPUT_FILES",
+    "build_outputs",
+    "read_outputs_data",
+    "stats_json",
+    "write_outputs",
+    "written_outputs",
+]
+
+
+def written_outputs(out_dir: str | Path) -> list[str]:
+    """The output files a build left in `out_dir` (the optional ones only when written)."""
+    return [name for name in ALL_OUTPUT_FILES if (Path(out_dir) / name).exists()]
 
 
 def stats_json(stats: dict) -> str:
@@ -37,25 +56,31 @@ def stats_json(stats: dict) -> str:
     return dumps(stats, ensure_ascii=False) + "\n"
 
 
-def build_outputs(out_dir: str | Path, data: ReportData | None = None) -> tuple[ReportData, dict[str, str]]:
+def build_outputs(out_dir: str | Path, data: ReportData | None = None) -> tuple[ReportData, dict[str, str | bytes]]:
     """Every output file's text, in memory, from `out_dir`/results.db (nothing is written).
 
     The store is read once (`load_report_data`: leaderboards, statistics, explanations),
     or not at all when the caller already holds that read model (`data`), and every file
     is formatted from it.
     """
+    from harness.export.results import results_parquet
+    from harness.report.curves import curve_files
     from harness.report.html import render_html
     from harness.report.markdown import leaderboard_markdown, results_frame, summary_markdown
+    from harness.report.robustness import robustness_csv
 
     if data is None:
         data = read_outputs_data(out_dir)
     files = {
         "results.csv": results_frame(data.boards).to_csv(index=False),
+        "results.parquet": results_parquet(results_frame(data.boards)),
         "leaderboard.md": leaderboard_markdown(data.boards),
         "stats.json": stats_json(data.stats),
         "summary.md": summary_markdown(data),
         "report.html": render_html(data),
     }
+    files |= {name: text for name, text in curve_files(data).items() if text is not None}
+    files |= robustness_csv(data)  # harness.report.robustness
     return data, files
 
 
@@ -79,9 +104,9 @@ def write_outputs(out_dir: str | Path, force: bool = False, data: ReportData | N
     exception (a bug) becomes a `BuildError` (exit 3) saying so.
     """
     from harness.errors import HarnessError
-    from harness.fileio import BuildError, check_set_targets, unchanged_note, write_set
+    from harness.fileio import BuildError, check_set_targets, read_manifest, unchanged_note, write_set
 
-    out_dir = check_set_targets(out_dir, OUTPUT_FILES, force)
+    out_dir = check_set_targets(out_dir, ALL_OUTPUT_FILES, force)
     try:
         data, files = build_outputs(out_dir, data)
     except HarnessError as exc:
@@ -99,5 +124,9 @@ def write_outputs(out_dir: str | Path, force: bool = False, data: ReportData | N
             "a bug, please report it)"
             + (unchanged_note(out_dir, OUTPUT_FILES) or f"; nothing was written in {out_dir}")
         ) from exc
+    listed = read_manifest(out_dir) or set()
     write_set(out_dir, files, force)
+    for name in OPTIONAL_OUTPUT_FILES:
+        if name not in files and name in listed:  # ours, from an earlier build that had it
+            (out_dir / name).unlink(missing_ok=True)
     return data

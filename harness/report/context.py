@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness.analysis import AnalysisOptions, analyse_store
 from harness.explain import Explanation
+from harness.explain.lime import LimeExplanation
 from harness.leaderboard import Leaderboards, load_leaderboards
 from harness.store import OK, Store
 
@@ -36,6 +37,16 @@ class FoldExplanation:
 
 
 @dataclass
+class FoldLime:
+    """One fold's stored LIME weights (beside its SHAP values in the store), labelled with its fold."""
+
+    fold: int
+    repeat: int
+    seed: int
+    explanation: LimeExplanation
+
+
+@dataclass
 class ReportData:
     """The inputs of every report file (all read from the store)."""
 
@@ -48,6 +59,8 @@ class ReportData:
     explanations: dict[str, dict[str, list[FoldExplanation]]] = field(default_factory=dict)
     # dataset -> estimator -> distinct reasons a fold could not be explained
     explain_failures: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # dataset -> estimator -> LIME explanations of the explained folds (explain.method lime or both)
+    lime: dict[str, dict[str, list[FoldLime]]] = field(default_factory=dict)
     # dataset -> its check-data result against its `reference:` dataset
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -116,14 +129,20 @@ def _attach_explanations(data: ReportData, store: Store) -> None:
         seed = int(seed) if seed is not None and not (isinstance(seed, float) and math.isnan(seed)) else 0
         if rec["key"] in stored:
             arrays, meta = stored[rec["key"]]
-            expl = Explanation.from_arrays(arrays, meta)
-            fe = FoldExplanation(int(rec["fold"]), int(rec["repeat"]), seed, expl)
-            data.explanations.setdefault(ds, {}).setdefault(est, []).append(fe)
-        reason = (rec.get("notes") or {}).get("shap")
-        if reason:
-            reasons = data.explain_failures.setdefault(ds, {}).setdefault(est, [])
-            if reason not in reasons:
-                reasons.append(str(reason))
-    for per_est in data.explanations.values():
+            if "values" in arrays:  # explain.method: lime stores LIME's arrays alone
+                expl = Explanation.from_arrays(arrays, meta)
+                fe = FoldExplanation(int(rec["fold"]), int(rec["repeat"]), seed, expl)
+                data.explanations.setdefault(ds, {}).setdefault(est, []).append(fe)
+            lime = LimeExplanation.from_arrays(arrays, meta)
+            if lime is not None:
+                fl = FoldLime(int(rec["fold"]), int(rec["repeat"]), seed, lime)
+                data.lime.setdefault(ds, {}).setdefault(est, []).append(fl)
+        for method in ("shap", "lime"):
+            reason = (rec.get("notes") or {}).get(method)
+            if reason:
+                reasons = data.explain_failures.setdefault(ds, {}).setdefault(est, [])
+                if str(reason) not in reasons:
+                    reasons.append(str(reason))
+    for per_est in [*data.explanations.values(), *data.lime.values()]:
         for items in per_est.values():
             items.sort(key=lambda f: (f.seed, f.repeat, f.fold))

@@ -224,6 +224,9 @@ def _across_lines(across: dict, settings: dict) -> list[str]:
         f"**Across datasets:** Friedman p = {fmt_p(fr.get('p_chi2'))}, Iman–Davenport p = {fmt_p(fr.get('p_f'))}, "
         f"Kendall's W = {fr.get('kendall_w') if fr.get('kendall_w') is None else round(fr['kendall_w'], 3)}."
     ]
+    if across.get("wilcoxon_holm") is None:
+        return [*out, f"No Wilcoxon test across datasets ({across.get('wilcoxon_note') or 'not run'})."]
+    out.append(f"Wilcoxon signed-rank tests (Holm) compare {across.get('wilcoxon_quantity')}.")
     sig = [p for p in across.get("wilcoxon_holm") or [] if p.get("significant")]
     for p in sig:
         other = p["b"] if p["better"] == p["a"] else p["a"]

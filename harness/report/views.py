@@ -407,9 +407,89 @@ def shap_view(data: ReportData, ds: str) -> ShapView:
 
 
 def champion_verdict(champion: str, st: dict) -> str:
-    """The champion on one dataset: best, not significantly worse, significantly worse (than the best), no score."""
+    """The champion on one dataset: best, not significantly worse, significantly worse (than the best), no score.
+
+    Read from the analysis' comparisons with the best (`stats.versus_best`), the rule
+    `harness check` applies to the champion, so the two cannot disagree about one run.
+    """
     if st.get("best") == champion:
         return "best"
     if champion in st.get("not_significantly_worse_than_best", []):
         return "not significantly worse"
+    if champion in st.get("not_tested_against_best", []):
+        return "not tested against the best"
     return "significantly worse" if champion in st.get("means", {}) else "no score"
+
+
+# ---------------------------------------------------------------- LIME (explain.method: lime | both)
+
+
+@dataclass
+class LimeModel:
+    """How one model was explained by LIME on one dataset, and how far LIME agrees with SHAP there."""
+
+    estimator: str
+    output_space: str
+    rows_per_fold: list[int]
+    mean_seconds: float
+    local_r2: float  # mean R² of LIME's local linear models (low: the model is not locally linear)
+    importance: pd.Series  # mean |LIME| per raw feature (rows and outputs, then folds), largest first
+    tau: float | None  # Kendall τ-b of the mean-|value| rankings of LIME and SHAP on their common rows
+    common_rows: int  # rows both methods explained (what `tau` is computed on)
+    notes: list[str]
+
+
+def lime_view(data: ReportData, ds: str) -> list[LimeModel]:
+    """Per model of `ds` with LIME values (in the analysis' model order): importance and agreement with SHAP."""
+    per_model = data.lime.get(ds, {})
+    order = [m for m in data.dataset_stats(ds).get("models", []) if m in per_model]
+    order += [m for m in per_model if m not in order]
+    out = []
+    for m in order:
+        items = per_model[m]
+        shap = {(f.seed, f.repeat, f.fold): f.explanation for f in data.explanations.get(ds, {}).get(m, [])}
+        lime_imp, shap_imp, common = [], [], 0
+        for f in items:
+            lime_imp.append(np.abs(f.explanation.values).mean(axis=(0, 2)))
+            s = shap.get((f.seed, f.repeat, f.fold))
+            if s is None:
+                continue
+            pos = {int(r): i for i, r in enumerate(s.row_index)}
+            both = [(i, pos[int(r)]) for i, r in enumerate(f.explanation.row_index) if int(r) in pos]
+            if both:
+                li, si = map(list, zip(*both, strict=True))
+                lime_imp_common = np.abs(f.explanation.values[li]).mean(axis=(0, 2))
+                shap_imp.append((lime_imp_common, np.abs(s.values[si]).mean(axis=(0, 2))))
+                common += len(both)
+        e0 = items[0].explanation
+        importance = pd.Series(np.mean(lime_imp, axis=0), index=e0.features).sort_values(ascending=False, kind="stable")
+        tau = None
+        if shap_imp:
+            x = np.mean([a for a, _ in shap_imp], axis=0)
+            y = np.mean([b for _, b in shap_imp], axis=0)
+            tau = float(kendalltau(x, y).statistic) if len(x) >= 2 else math.nan
+        seconds = float(np.mean([f.explanation.seconds for f in items]))
+        r2 = float(np.mean([f.explanation.score for f in items]))
+        notes = sorted({f.explanation.note for f in items if f.explanation.note})
+        rows = [f.explanation.n_rows for f in items]
+        out.append(LimeModel(m, e0.output_space, rows, seconds, r2, importance, tau, common, notes))
+    return out
+
+
+# ---------------------------------------------------------------- resampling (estimators' resample:)
+
+
+def resample_counts(data: ReportData) -> dict[str, dict[str, dict[str, Any]]]:
+    """dataset -> estimator -> {method, classes, before, after}: training rows per class, mean over folds."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for ds, per_est in fold_extras(data, "resample").items():
+        for est, folds in per_est.items():
+            records = [r for _, r in folds]
+            classes = list(dict.fromkeys(c for r in records for side in ("before", "after") for c in r[side]))
+            mean = {
+                side: {c: float(np.mean([r[side].get(c, 0) for r in records])) for c in classes}
+                for side in ("before", "after")
+            }
+            out.setdefault(ds, {})[est] = {"method": records[0]["method"], "classes": classes, "folds": len(records)}
+            out[ds][est] |= mean
+    return out

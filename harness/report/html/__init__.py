@@ -19,9 +19,10 @@ from harness import __version__
 from harness.report import plots
 from harness.report.context import ReportData
 from harness.report.html.blocks import Block, fmt_date, para
+from harness.report.html.curves import learning_curves_by_size_section, validation_curves_section
+from harness.report.html.lime import lime_section, resample_section
 from harness.report.html.models import (
     learning_curves_section,
-    robustness_section,
     shap_section,
     stability_section,
     tuning_section,
@@ -33,6 +34,7 @@ from harness.report.html.results import (
     significance_section,
     summary_section,
 )
+from harness.report.html.robustness import robustness_section
 from harness.report.html.run import data_checks_section, environment_section, failures_section, method_section
 from harness.report.html.template import TEMPLATE
 
@@ -48,8 +50,12 @@ SECTIONS: list[tuple[str, str, Callable[[ReportData], list[Block] | None]]] = [
     ("scores", "Fold scores and cost", scores_section),
     ("significance", "Pairwise significance per dataset", significance_section),
     ("shap", "Why models decide as they do (SHAP)", shap_section),
+    ("lime", "LIME, and its agreement with SHAP", lime_section),
+    ("resampling", "Resampling of imbalanced classes", resample_section),
     ("tuning", "Tuning", tuning_section),
     ("learning-curves", "MLP learning curves", learning_curves_section),
+    ("training-size", "Learning curves over training-set size", learning_curves_by_size_section),
+    ("validation-curves", "Validation curves", validation_curves_section),
     ("robustness", "Robustness to noisy inputs", robustness_section),
     ("stability", "Stability across seeds", stability_section),
     ("data-checks", "Data checks", data_checks_section),

@@ -116,30 +116,6 @@ def learning_curves_section(data: ReportData) -> list[Block] | None:
     return blocks
 
 
-# ---------------------------------------------------------------- robustness
-
-
-def robustness_section(data: ReportData) -> list[Block] | None:
-    blocks: list[Block] = []
-    for ds in data.datasets:
-        curves, primary = views.robustness_curves(data, ds)
-        if not curves:
-            continue
-        blocks.append(heading(ds, anchor("robust", ds)))
-        blocks.append(figure(plots.robustness(curves, primary, data.direction(primary)),
-                             f"{ds}: mean {primary} on test rows with noise added (same folds, models not refitted)."))  # fmt: skip
-        levels = views.noise_levels(curves)
-        blocks.append(table(["estimator", *[f"noise {lv:g}" for lv in levels]],
-                            [[m, *[fmt_num(c.get(lv, math.nan)) for lv in levels]] for m, c in curves.items()],
-                            left=1))  # fmt: skip
-    if not blocks:
-        return None
-    intro = para("Each fold's fitted model scored again on copies of its test rows with noise: numeric columns get "
-                 "Gaussian noise of level × the training standard deviation, a share `level` of categorical values is "
-                 "swapped for another training category.")  # fmt: skip
-    return [intro, *blocks]
-
-
 # ---------------------------------------------------------------- seeds
 
 

@@ -11,6 +11,7 @@ import math
 import pandas as pd
 from markupsafe import Markup
 
+from harness import stats
 from harness.report import plots, views
 from harness.report.context import ReportData
 from harness.report.format import fmt_mean, fmt_num, fmt_p, fmt_time
@@ -44,7 +45,8 @@ def summary_section(data: ReportData) -> list[Block]:
         n_sig = sum(1 for p in pairs if p.get("significant"))
         rows.append([ds, metric, best or "—", score, ", ".join(tied) or "none", f"{n_sig} of {len(pairs)}"])
     blocks.append(para("Best model per dataset (by mean primary metric) and the models not significantly worse than it "
-                       "(corrected t-test, Holm-adjusted within the dataset)."))  # fmt: skip
+                       "(corrected t-test, Holm-adjusted within the dataset: the rule `harness check` applies to the "
+                       "champion)."))  # fmt: skip
     blocks.append(
         table(
             ["dataset", "primary metric", "best", "mean ± std", "not significantly worse", "significant pairs"],
@@ -125,7 +127,9 @@ def across_verdict(data: ReportData) -> list[Block]:
             )
         )
         sig = [p for p in across.get("wilcoxon_holm") or [] if p.get("significant")]
-        if sig:
+        if across.get("wilcoxon_holm") is None:
+            blocks.append(para(f"No Wilcoxon test across datasets ({across.get('wilcoxon_note') or 'not run'})."))
+        elif sig:
             blocks.append(bullets([f"{p['better']} better than {p['b'] if p['better'] == p['a'] else p['a']} "
                                    f"(Wilcoxon–Holm p = {fmt_p(p['p_holm'])})" for p in sig]))  # fmt: skip
         else:
@@ -248,24 +252,26 @@ def ranks_section(data: ReportData) -> list[Block]:
     avg = pd.Series(across.get("average_ranks") or {}, dtype=float)
     if across.get("meaningful") and len(avg) >= 2:
         wh = across.get("wilcoxon_holm") or []
-        pvalues = views.wilcoxon_matrix(wh, list(avg.index))
         cd = across.get("nemenyi_cd")
+        if wh or cd is None:
+            pvalues = views.wilcoxon_matrix(wh, list(avg.index))
+            bars = (f"bars join models whose Wilcoxon–Holm tests are not significant at α = "
+                    f"{across.get('alpha', 0.05)} (they compare {across.get('wilcoxon_quantity')})")  # fmt: skip
+        else:  # no Wilcoxon test (no comparable quantity): the bars are Demšar's, from the ranks alone
+            pvalues = stats.nemenyi_matrix(avg, cd)
+            bars = (f"bars join models whose average ranks differ by at most the critical difference (no Wilcoxon "
+                    f"test: {across.get('wilcoxon_note')})")  # fmt: skip
         blocks.append(
             figure(
                 plots.cd_diagram(avg, pvalues, cd, float(across.get("alpha", 0.05))),
-                f"Critical-difference diagram: average ranks (1 = best); bars join models whose Wilcoxon–Holm "
-                f"tests are not significant at α = {across.get('alpha', 0.05)}"
+                f"Critical-difference diagram: average ranks (1 = best); {bars}"
                 + (f"; the Nemenyi critical difference is {cd:.3f}." if cd is not None else "."),
             )
         )
         rows = [[p["a"], p["b"], p["n"], p["n_nonzero"], fmt_num(p["median_diff"]), fmt_p(p["p"]),
                  fmt_p(p["p_holm"]), p.get("better") or "—"] for p in wh]  # fmt: skip
-        blocks.append(
-            table(
-                ["A", "B", "datasets", "non-zero", "median difference (positive = A better)", "p", "Holm p", "better"],
-                rows,
-            )
-        )
+        median = f"median {across.get('wilcoxon_scale') or ''} difference (positive = A better)"
+        blocks.append(table(["A", "B", "datasets", "non-zero", median, "p", "Holm p", "better"], rows))
     else:
         blocks.append(
             para(

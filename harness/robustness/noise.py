@@ -1,4 +1,4 @@
-"""Perturbed copies of a test fold, to measure how a fitted model degrades under noise.
+"""The `noise` attack: random perturbed copies of a test fold (how a fitted model degrades under noise).
 
 A leaderboard ranks models on clean held-out rows; production rows are noisier. Scoring
 each fold's model again on perturbed copies of its test rows, at increasing `level`,
@@ -6,7 +6,7 @@ shows which models degrade gracefully. The perturbation is calibrated on the fol
 TRAINING part only (spread, known categories), so no test information leaks into it and
 every estimator of a fold sees the very same perturbed rows (same seed).
 
-A leaf module (numpy and pandas only): the engine calls it per fold.
+Numpy and pandas only: the engine calls it per fold, for every level, on all the fold's test rows.
 """
 
 from __future__ import annotations
