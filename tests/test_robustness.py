@@ -229,6 +229,18 @@ def test_pgd_on_the_mlp_lowers_accuracy_more_than_noise_at_equal_budget() -> Non
     assert out["pgd"]["0.5"]["gradients"] == 10
 
 
+def test_adversarial_training_raises_the_mlps_accuracy_under_pgd() -> None:
+    """The defence (adversarial_training -> adversarial_eps) against the attack that measures it."""
+    X_train, X_test, y_train, y_test = _numeric("classification", n=600, p=6)
+
+    def pgd_accuracy(**defence) -> float:
+        mlp = TorchMLPClassifier(hidden_sizes=(32,), max_epochs=40, random_state=0, n_threads=1, **defence)
+        out = _attack(_fold_model(mlp, X_train).fit(X_train, y_train), X_train, X_test, y_test, attacks=("pgd",))
+        return out["pgd"]["0.5"]["scores"]["score"]
+
+    assert pgd_accuracy(adversarial_eps=0.5) > pgd_accuracy()
+
+
 @pytest.fixture
 def mixed() -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
     """Numeric columns with NaN and a categorical column: the box must leave both alone."""
