@@ -452,6 +452,11 @@ class Resolver:
                 r = self.resolve(member, task, stack)
                 if r.skipped:
                     return self._skip(spec, task, f"member '{member}' is skipped ({r.skipped})")
+                if r.resample is not None and key in ("estimator", "final_estimator"):  # bare models: no sampler
+                    raise EstimatorError(
+                        f"{where}: '{member}' resamples (resample:), but as {key} it is fitted bare inside "
+                        f"'{spec.name}'; give `resample:` to '{spec.name}' itself"
+                    )
                 resolved.append(r)
             members[key] = resolved if isinstance(value, list) else resolved[0]
         if "estimators" in entry.members and "estimators" not in members:

@@ -229,3 +229,24 @@ def test_shap_sees_through_the_sampler() -> None:
     model = build(Resolver(suite).resolve("e", "classification"), Columns(["id", "x"], ["c"], False)).fit(X, y)
     expl = explain_fold(model, X, X.iloc[:10], "classification", budget_s=2.0, seed=0)
     assert expl.explainer == "linear" and expl.features == ["id", "x", "c"] and expl.n_model_features == 4
+
+
+@pytest.mark.parametrize(
+    ("ensemble", "params"),
+    [("bagging", {"estimator": "tree"}), ("stacking", {"estimators": ["linear"], "final_estimator": "tree"})],
+)
+def test_a_resampling_member_fitted_bare_is_refused(cli, tmp_path: Path, ensemble: str, params: dict) -> None:
+    """A bagged member and a stacking final estimator are bare models: their own sampler would be silently lost."""
+    import yaml
+
+    suite = tmp_path / "s.yaml"
+    estimators = [
+        {"name": "tree", "model": "decision_tree", "resample": {"method": "random_over"}},
+        {"name": "linear", "model": "linear"},
+        {"name": "ens", "model": ensemble, "params": params},
+    ]
+    data = {"name": "s", "datasets": [{"name": "d", "source": "sklearn:iris"}], "estimators": estimators}
+    suite.write_text(yaml.safe_dump(data))
+    result = cli("validate", suite)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "estimators[2].params." in result.stderr and "give `resample:` to 'ens' itself" in result.stderr
