@@ -235,30 +235,36 @@ def explain(
     """
     from harness.explain import explain_fold
 
-    settings, ds, split = task.explain, task.dataset, task.split
-    budget, rows = _explained_rows(task, training_s)
-    try:
-        with threadpool_limits(limits=task.threads), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            shap_seed = derive_seed(task.seed, "shap", ds.name, None, split.repeat, split.fold)
-            result = explain_fold(model, X_train, ds.X.iloc[rows], ds.task, budget, shap_seed, settings["max_rows"])
-    except Exception as exc:
-        notes["shap"] = _one_line(exc)
+    result, rows = _run_explainer(task, training_s, notes, "shap", functools.partial(explain_fold, model, X_train))
+    if result is None:
         return None
     arrays, meta = result.to_arrays()
     meta["training_s"] = training_s
     return arrays | {"rows": rows[: len(arrays["values"])].astype(np.int64)}, meta
 
 
-def _explained_rows(task: FoldTask, training_s: float) -> tuple[float, np.ndarray]:
-    """An explained fold's time budget and its rows: a seeded order of the test rows that names no estimator
-    (every model of the fold explains the same rows, with SHAP and with LIME)."""
+def _run_explainer(
+    task: FoldTask, training_s: float, notes: dict[str, str], method: str, explainer: Callable[..., Any]
+) -> tuple[Any, np.ndarray]:
+    """One explainer (`method`: shap or lime) on the fold's explained rows, within the fold's budget.
+
+    The rows are a seeded order of the test rows that names no estimator, so every model of the fold (and
+    both methods) explains the same rows. Returns the explanation (None when it failed: the failure becomes
+    the note `method`, never the fold's) and the rows.
+    """
     from harness.explain import explain_rows
 
-    settings, split = task.explain, task.split
+    settings, ds, split = task.explain, task.dataset, task.split
     budget = max(settings["min_s"], settings["budget_share"] * training_s)
-    seed = derive_seed(task.seed, "explain rows", task.dataset.name, None, split.repeat, split.fold)
-    return budget, explain_rows(split.test, seed)[: settings["max_rows"]]
+    rows = explain_rows(split.test, derive_seed(task.seed, "explain rows", ds.name, None, split.repeat, split.fold))
+    rows = rows[: settings["max_rows"]]
+    seed = derive_seed(task.seed, method, ds.name, None, split.repeat, split.fold)
+    try:
+        with threadpool_limits(limits=task.threads):
+            return explainer(ds.X.iloc[rows], ds.task, budget, seed, settings["max_rows"]), rows
+    except Exception as exc:
+        notes[method] = _one_line(exc)
+        return None, rows
 
 
 def explain_with_lime(
@@ -276,15 +282,8 @@ def explain_with_lime(
     """
     from harness.explain.lime import explain_lime
 
-    settings, ds, split = task.explain, task.dataset, task.split
-    budget, rows = _explained_rows(task, training_s)
-    try:
-        with threadpool_limits(limits=task.threads), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            lime_seed = derive_seed(task.seed, "lime", ds.name, None, split.repeat, split.fold)
-            result = explain_lime(model, X_train, ds.X.iloc[rows], ds.task, budget, lime_seed, settings["max_rows"])
-    except Exception as exc:
-        notes["lime"] = _one_line(exc)
+    result, _ = _run_explainer(task, training_s, notes, "lime", functools.partial(explain_lime, model, X_train))
+    if result is None:
         return shap
     arrays, meta = result.to_arrays()
     meta["lime"]["training_s"] = training_s

@@ -8,7 +8,6 @@ tree with categorical splits) is not trusted: the fold falls back to permutation
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from harness.explain.explainers import (
     _permutation_plan,
     _sample,
 )
-from harness.explain.result import CLASSIFICATION, REGRESSION, ExplainError, Explanation, _first_line
+from harness.explain.result import REGRESSION, ExplainError, Explanation, guarded, raw_frames
 from harness.explain.runtime import _Clock, _run_budgeted
 
 DEFAULT_MAX_ROWS = 500  # rows a fold explains at most (the budget usually decides)
@@ -47,14 +46,7 @@ def explain_fold(
     ExplainError (only that) when the model cannot be explained; its message is one line for the store.
     """
     clock = _Clock()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # shap and sklearn warnings would flood the engine's fold notes
-            return _explain(model, X_train, X_explain, task, budget_s, seed, max_rows, n_background, clock)
-    except ExplainError:
-        raise
-    except Exception as exc:
-        raise ExplainError(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+    return guarded(lambda: _explain(model, X_train, X_explain, task, budget_s, seed, max_rows, n_background, clock))
 
 
 def _explain(
@@ -68,13 +60,8 @@ def _explain(
     n_background: int,
     clock: _Clock,
 ) -> Explanation:
-    if task not in (CLASSIFICATION, REGRESSION):
-        raise ExplainError(f"unknown task {task!r}")
-    raw_columns = [str(c) for c in X_train.columns]
-    X_train = X_train.set_axis(raw_columns, axis=1)
-    X_rows = X_explain.set_axis(raw_columns, axis=1).iloc[:max_rows]
-    if len(X_rows) == 0:
-        raise ExplainError("no rows to explain")
+    X_train, X_rows = raw_frames(X_train, X_explain, task, max_rows)
+    raw_columns = list(X_train.columns)
     parts = _split_model(model, raw_columns)
     rng = np.random.default_rng(seed)
     # Only the training rows a background can use are transformed: the budget is for SHAP, not preprocessing.

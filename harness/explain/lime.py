@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from harness.explain.anatomy import _FrameCodec
-from harness.explain.result import CLASSIFICATION, REGRESSION, ExplainError, _first_line
+from harness.explain.result import REGRESSION, ExplainError, guarded, raw_frames
 from harness.explain.runtime import _ONE_OFF, _SAFETY, _Clock
 from harness.report.format import jsonable_lax
 
@@ -114,14 +114,9 @@ def explain_lime(
     `budget_s` runs out: the first row always runs). Raises ExplainError (only that), one line.
     """
     clock = _Clock()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _explain(model, X_train, X_explain, task, budget_s, seed, max_rows, num_samples, clock)
-    except ExplainError:
-        raise
-    except Exception as exc:
-        raise ExplainError(f"LIME: {type(exc).__name__}: {_first_line(exc)}") from exc
+    return guarded(
+        lambda: _explain(model, X_train, X_explain, task, budget_s, seed, max_rows, num_samples, clock), "LIME: "
+    )
 
 
 @dataclass
@@ -193,13 +188,9 @@ def _explain(
     num_samples: int,
     clock: _Clock,
 ) -> LimeExplanation:
-    if task not in (CLASSIFICATION, REGRESSION):
-        raise ExplainError(f"unknown task {task!r}")
+    X_train, X_rows = raw_frames(X_train, X_explain, task, max_rows)
     lime_tabular = import_lime()
-    raw = [str(c) for c in X_train.columns]
-    X_train, X_rows = X_train.set_axis(raw, axis=1), X_explain.set_axis(raw, axis=1).iloc[:max_rows]
-    if len(X_rows) == 0:
-        raise ExplainError("no rows to explain")
+    raw = list(X_train.columns)
     rng = np.random.default_rng(seed)
     stats = X_train.iloc[np.sort(rng.permutation(len(X_train))[:STATS_ROWS])]
     space = _Space.fit(stats, X_rows)

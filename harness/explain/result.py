@@ -7,12 +7,17 @@ message (one line) the engine records.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from harness.report.format import jsonable_lax
+
+T = TypeVar("T")
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -99,3 +104,30 @@ _ARRAY_FIELDS = ("values", "base_values", "data", "row_index")
 def _replace(expl: Explanation, **changes: Any) -> Explanation:
     kw = {f.name: getattr(expl, f.name) for f in fields(expl)} | changes
     return Explanation(**kw)
+
+
+def guarded(compute: Callable[[], T], label: str = "") -> T:
+    """Run an explainer: its (and the model's) warnings silenced, since they would flood the fold's notes,
+    and any failure one ExplainError line for the store."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return compute()
+    except ExplainError:
+        raise
+    except Exception as exc:
+        raise ExplainError(f"{label}{type(exc).__name__}: {_first_line(exc)}") from exc
+
+
+def raw_frames(
+    X_train: pd.DataFrame, X_explain: pd.DataFrame, task: str, max_rows: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training rows and the rows to explain (at most `max_rows`), with the raw column names as strings
+    (the names every explanation is stored under); refuses an unknown task and an empty prefix."""
+    if task not in (CLASSIFICATION, REGRESSION):
+        raise ExplainError(f"unknown task {task!r}")
+    raw = [str(c) for c in X_train.columns]
+    X_rows = X_explain.set_axis(raw, axis=1).iloc[:max_rows]
+    if len(X_rows) == 0:
+        raise ExplainError("no rows to explain")
+    return X_train.set_axis(raw, axis=1), X_rows
