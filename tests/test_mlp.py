@@ -24,7 +24,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import harness.models.mlp as mlp
-from harness.models import TorchMLPClassifier, TorchMLPRegressor
+import harness.models.training as training
+from harness.models import TorchMLPClassifier, TorchMLPRegressor, encoding
 from harness.models.encoding import InputEncoder
 from harness.preprocess import Columns, Tags, make_pipeline
 
@@ -247,7 +248,8 @@ def test_class_weight_balanced_weights_the_loss():
     np.testing.assert_allclose(loss.weight.numpy(), balanced.class_weight_, rtol=1e-6)
     assert balanced.history_[0]["train_loss"] != plain.history_[0]["train_loss"]
     minority = y == 1
-    assert balanced.predict(X)[minority].mean() > plain.predict(X)[minority].mean()  # minority recall rises
+    # the weighted loss pushes the minority's probabilities up (recall alone ties on a small training set)
+    assert balanced.predict_proba(X)[minority, 1].mean() > plain.predict_proba(X)[minority, 1].mean()
     by_label = _tiny(TorchMLPClassifier, class_weight={0: 1.0, 1: 5.0}, random_state=0).fit(X, y)
     np.testing.assert_allclose(by_label.class_weight_, [1.0, 5.0])
 
@@ -335,9 +337,30 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     assert _tiny(TorchMLPClassifier, device="auto", mixed_precision=True).fit(X, y).device_ == "cpu"
 
 
-def test_mixed_precision_is_a_cuda_only_setting():
-    assert mlp._autocast_dtype(torch.device("cpu"), True) is None
+@pytest.mark.parametrize("native", [True, False])
+def test_mixed_precision_on_the_cpu_is_bfloat16_only_where_the_cpu_has_it(native, monkeypatch):
+    """Emulated bfloat16 is slower than float32, so a CPU without it trains in float32."""
+    monkeypatch.setattr(training, "_cpu_has_native_bf16", lambda: native)
+    assert mlp._autocast_dtype(torch.device("cpu"), True) is (torch.bfloat16 if native else None)
     assert mlp._autocast_dtype(torch.device("cpu"), False) is None
+
+
+@pytest.mark.parametrize("cls", [TorchMLPClassifier, TorchMLPRegressor])
+def test_bfloat16_training_on_the_cpu_learns_and_keeps_float32_weights(cls, monkeypatch):
+    """bf16 autocast really runs (the fits differ) and learns what float32 learns; weights stay float32."""
+    monkeypatch.setattr(training, "_cpu_has_native_bf16", lambda: True)  # emulated where absent: slow, still right
+    X, y = _blobs(400)
+    target = y if cls is TorchMLPClassifier else X[:, 0] * 2.0 + X[:, 1]
+    params = {"hidden_sizes": (32,), "max_epochs": 30, "random_state": 0}
+    mixed = _tiny(cls, mixed_precision=True, **params).fit(X, target)
+    full = _tiny(cls, mixed_precision=False, **params).fit(X, target)
+    assert next(mixed.module_.parameters()).dtype == torch.float32
+    assert not np.array_equal(
+        mixed.predict(X) if cls is TorchMLPRegressor else mixed.predict_proba(X),
+        full.predict(X) if cls is TorchMLPRegressor else full.predict_proba(X),
+    )
+    assert mixed.score(X, target) == pytest.approx(full.score(X, target), abs=0.03)
+    assert mixed.score(X, target) > 0.85
 
 
 GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
@@ -540,7 +563,50 @@ def test_sparse_embedding_equals_a_linear_map_of_the_scaled_value_and_bins():
     torch.testing.assert_close(enc(x)[:, 2:8], torch.cat(expected, dim=1), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("params", [{}, {"embedding_dim": 0}, {"embedding": "none", "batch_norm": True}])
+def test_fit_statistics_from_one_sort_equal_numpys_quantiles():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.standard_t(1.5, 501), rng.integers(0, 5, 501), rng.normal(size=501)])
+    S = np.sort(X, axis=0)
+    q = np.linspace(0, 1, 9)
+    np.testing.assert_allclose(encoding._sorted_quantiles(S, q), np.quantile(X, q, axis=0), rtol=1e-12, atol=1e-12)
+    enc = InputEncoder.fit(X.astype(np.float32), np.ones(3, dtype=bool), "robust", "piecewise_linear", 8)
+    np.testing.assert_allclose(enc.center.numpy(), np.median(X.astype(np.float32), axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_encoding_the_rows_once_per_fit_trains_exactly_as_encoding_each_batch(mixed, early_stopping, monkeypatch):
+    """The fixed default encoding is applied once per fit; the weights come out bit for bit the same."""
+    monkeypatch.setattr(training, "_cpu_has_native_bf16", lambda: True)
+    X, y = _mixed(300)
+    params = {"random_state": 0, "mixed_precision": mixed, "early_stopping": early_stopping, "max_epochs": 8}
+    calls = []
+    original = InputEncoder.encode_all
+    monkeypatch.setattr(InputEncoder, "encode_all", lambda self, *a: calls.append(a[1]) or original(self, *a))
+    once = _tiny(TorchMLPClassifier, **params).fit(X, y)
+    assert calls[-1] == (torch.bfloat16 if mixed else torch.float32)  # training rows in the autocast dtype
+    assert not once.module_.inputs_encoded  # prediction runs the whole network
+    monkeypatch.setattr(training, "_PRE_ENCODE_MAX_BYTES", 0)
+    calls.clear()
+    each = _tiny(TorchMLPClassifier, **params).fit(X, y)
+    assert calls == []
+    for key, value in once.module_.state_dict().items():
+        torch.testing.assert_close(value, each.module_.state_dict()[key], rtol=0, atol=0)
+    assert [r["train_loss"] for r in once.history_] == [r["train_loss"] for r in each.history_]
+
+
+@pytest.mark.parametrize(
+    "params", [{"embedding_dim": 4}, {"noise": 0.1}, {"embedding": "none", "input_scaling": "none"}]
+)
+def test_rows_are_encoded_per_batch_when_the_encoder_learns_or_batches_are_augmented(params, monkeypatch):
+    X, y = _mixed(120)
+    calls = []
+    monkeypatch.setattr(InputEncoder, "encode_all", lambda *a: calls.append(a) or pytest.fail("encoded once"))
+    model = _tiny(TorchMLPClassifier, random_state=0, max_epochs=3, **params).fit(X, y)
+    assert calls == [] and model.score(X, y) > 0.5
+
+
+@pytest.mark.parametrize("params", [{}, {"embedding_dim": 4}, {"embedding": "none", "batch_norm": True}])
 def test_fitted_model_saves_as_numpy_and_predicts_the_same_after_copy_and_pickle(params):
     X, y = _mixed(200)
     model = _tiny(TorchMLPClassifier, random_state=0, **params).fit(X, y)

@@ -14,17 +14,21 @@ most of that gap and cost little:
   first linear layer learns a piecewise-linear function of each column and a threshold
   at any quantile is one weight away. The scaled value itself stays an input too, so
   a smooth (e.g. linear) dependence does not have to be rebuilt from the bins.
-- by default the bins and the value of each input then go through a small linear map
-  of their own to `embedding_dim` values and a ReLU (the PLE-linear embedding of the
-  same paper), so the first dense layer sees the value and 4 learned values per input
-  instead of the value and 16 bins: the wide encoding made that layer the most
-  expensive of the network (issue 16).
+- optionally (`embedding_dim` d > 0) the bins and the value of each input go through a
+  small learned linear map of their own to d values and a ReLU (the PLE-linear
+  embedding of the same paper). It is not the default: the map learns, so every
+  training step must also run backward through the encoder and the first layer's
+  input gradient, which costs more on the CPU than the wider first layer of the fixed
+  encoding (bench/mlp.py). The fixed encoding with 8 bins met the same accuracy target
+  (bench/mlp_quality.py), and because it learns nothing a fit encodes its rows once
+  (training.py's `_pre_encoded`) instead of once per batch.
 
 The encoder is fitted once on a fit's training rows and is part of the network (its
-statistics are buffers, its embedding weights parameters), so `predict`, CUDA graphs, gradients with respect to the raw
-inputs (`loss_gradient`) and saved weights all see the same function. Inputs with at
-most two distinct training values (one-hot columns, binary flags) are passed through
-unchanged: scaling or binning a 0/1 column adds nothing.
+statistics are buffers, the optional embedding's weights parameters), so `predict`, CUDA
+graphs, gradients with respect to the raw inputs (`loss_gradient`) and saved weights all
+see the same function. Inputs with at most two distinct training values (one-hot
+columns, binary flags) are passed through unchanged: scaling or binning a 0/1 column
+adds nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from torch import nn
 INPUT_SCALINGS = ("robust", "none")
 EMBEDDINGS = ("piecewise_linear", "none")
 _CLIP = 3.0  # smooth clipping bound (RealMLP's): outputs stay within (-3, 3)
+_ENCODE_CHUNK = 1024  # rows per chunk when a whole training set is encoded at once
 
 
 def numeric_mask(X: np.ndarray) -> np.ndarray:
@@ -52,11 +57,25 @@ def numeric_mask(X: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _robust_stats(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and interquartile range per column (half the range where the IQR is zero, else 1)."""
-    q25, median, q75 = np.quantile(Z, [0.25, 0.5, 0.75], axis=0)
+def _sorted_quantiles(S: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Quantiles q of each column of the column-sorted S, interpolated as `np.quantile`'s default.
+
+    Why: one sort per column serves the robust statistics and every bin edge, instead
+    of a selection per quantile and column (the fit's statistics took about as long as
+    an epoch of the 32,000-row benchmark).
+    """
+    position = q * (len(S) - 1)
+    low = np.floor(position).astype(np.intp)
+    high = np.minimum(low + 1, len(S) - 1)
+    fraction = (position - low)[:, None]
+    return S[low] + fraction * (S[high] - S[low])
+
+
+def _robust_stats(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and interquartile range per column of the column-sorted S (half the range where the IQR is zero, else 1)."""
+    q25, median, q75 = _sorted_quantiles(S, np.array([0.25, 0.5, 0.75]))
     scale = q75 - q25
-    spread = (Z.max(axis=0) - Z.min(axis=0)) / 2
+    spread = (S[-1] - S[0]) / 2
     scale = np.where(scale > 0, scale, np.where(spread > 0, spread, 1.0))
     return median, scale
 
@@ -75,15 +94,15 @@ class InputEncoder(nn.Module):
     travel in `state_dict` and onto the device with the network; `from_state` rebuilds
     one from saved weights (fine-tuning).
 
-    With `embedding_dim` d > 0 (the default) each numeric input's piecewise-linear bins
-    feed a small linear map of its own to d values, then a ReLU (Gorishniy et al.'s
-    PLE-linear embedding), so the first dense layer sees d values per input (beside the
-    scaled value) instead of one per bin. That map is evaluated sparsely: at most one bin of a value is partly
-    filled, the bins below it are 1 and those above 0, so the map is a prefix sum of its
-    bin weights up to the value's bin plus the fraction times that bin's weight. A
-    batch gathers two rows of d per input instead of multiplying by n_bins + 1 mostly
-    constant columns, and the cost no longer grows with `n_bins`. d = 0 keeps the wide
-    encoding (scaled value plus every bin value as an input of the first layer).
+    With `embedding_dim` 0 (the default) the first dense layer sees each numeric input's
+    scaled value and its n_bins bin values (the wide encoding), a fixed function of the
+    row. With d > 0 each input's piecewise-linear bins feed a small learned linear map
+    of its own to d values, then a ReLU (Gorishniy et al.'s PLE-linear embedding), so
+    the first layer sees d values per input (beside the scaled value) instead of one per
+    bin. That map is evaluated sparsely: at most one bin of a value is partly filled,
+    the bins below it are 1 and those above 0, so the map is a prefix sum of its bin
+    weights up to the value's bin plus the fraction times that bin's weight; a batch
+    gathers two rows of d per input, whatever `n_bins` is.
     """
 
     def __init__(self, state: dict[str, torch.Tensor], scaling: str, embedding: str, embedding_dim: int = 0) -> None:
@@ -112,7 +131,7 @@ class InputEncoder(nn.Module):
         the estimator seeds.
         """
         numeric = np.flatnonzero(mask)
-        Z = X[:, numeric].astype(np.float64)
+        Z = np.sort(X[:, numeric].astype(np.float64), axis=0)  # scaling is monotone: Z stays sorted
         if scaling == "robust" and numeric.size:
             center, scale = _robust_stats(Z)
             Z = (Z - center) / scale
@@ -122,8 +141,9 @@ class InputEncoder(nn.Module):
         feature, left, width, low, high = [], [], [], [], []
         offset, inner = np.zeros(numeric.size, dtype=np.int64), []
         if embedding == "piecewise_linear":
+            quantiles = _sorted_quantiles(Z, np.linspace(0, 1, n_bins + 1))
             for j in range(numeric.size):
-                edges = np.unique(np.quantile(Z[:, j], np.linspace(0, 1, n_bins + 1)))
+                edges = np.unique(quantiles[:, j])
                 if len(edges) < 2:  # a constant column cannot be numeric; one unit bin keeps shapes sane
                     edges = np.array([edges[0], edges[0] + 1.0])
                 offset[j] = len(left)
@@ -170,6 +190,19 @@ class InputEncoder(nn.Module):
         mask = np.zeros(len(self.numeric) + len(self.other), dtype=bool)
         mask[self.numeric.cpu().numpy()] = True
         return mask
+
+    @torch.no_grad()
+    def encode_all(self, X: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`forward` over every row, chunk by chunk into one tensor of `dtype`.
+
+        Why chunks: encoding 32,000 rows in one go allocates several fresh temporaries
+        the size of the output, and touching their pages for the first time made it
+        five times slower than 1,024-row chunks whose temporaries stay in the cache.
+        """
+        out = torch.empty(len(X), self.out_features, dtype=dtype, device=X.device)
+        for start in range(0, len(X), _ENCODE_CHUNK):
+            out[start : start + _ENCODE_CHUNK] = self(X[start : start + _ENCODE_CHUNK])
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = x.index_select(1, self.numeric)

@@ -68,6 +68,7 @@ from harness.models.training import (
     _make_optimizer,
     _make_scheduler,
     _pin_lr,
+    _pre_encoded,
     _seeded,
     _Split,
     _to_tensor,
@@ -207,8 +208,8 @@ class _BaseTorchMLP(BaseEstimator):
         init: str = "default",
         input_scaling: str = "robust",
         embedding: str = "piecewise_linear",
-        n_bins: int = 16,
-        embedding_dim: int = 4,
+        n_bins: int = 8,
+        embedding_dim: int = 0,
         optimizer: str = "adamw",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -329,7 +330,11 @@ class _BaseTorchMLP(BaseEstimator):
             w = None if weight is None else torch.as_tensor(weight, dtype=torch.float32, device=device)
             losses = (self._loss(w), self._loss(w, smooth=False))
             augment = self._augmenter(X, device)
-            self._train(net.to(device), split, losses, augment, device, generator)
+            net = net.to(device)
+            encoder_learns = self.finetune != "head" and any(p.requires_grad for p in net.encoder.parameters())
+            amp_dtype = _autocast_dtype(device, bool(self.mixed_precision))
+            with _pre_encoded(net, split, encoder_learns, augment.active, amp_dtype) as data:
+                self._train(net, data, losses, augment, device, generator)
         self.module_ = net.eval()
         self.device_ = str(device)
         self.layer_sizes_ = layer_sizes
@@ -504,7 +509,7 @@ class _BaseTorchMLP(BaseEstimator):
         self._train_mode(net)
         device = data.X_train.device
         total, seen = torch.zeros((), device=device), 0
-        autocast = torch.autocast("cuda", dtype=loop.amp_dtype) if loop.amp_dtype is not None else nullcontext()
+        autocast = torch.autocast(device.type, dtype=loop.amp_dtype) if loop.amp_dtype is not None else nullcontext()
         for index in _batches(len(data.X_train), int(self.batch_size), bool(self.batch_norm), generator, device):
             seen += len(index)
             if loop.graph is not None and len(index) == loop.graph.batch_size:
@@ -754,8 +759,9 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
     input_scaling : "robust" (median/IQR scaling and smooth clipping of numeric inputs) or "none".
     embedding : "piecewise_linear" (the scaled value plus `n_bins` quantile bins per numeric input) or "none".
     n_bins : quantile bins per numeric input for the piecewise-linear embedding.
-    embedding_dim : values per numeric input after its bins' own linear map and a ReLU (0: every
-        bin value goes to the first layer, 1 + n_bins per input; slower, see encoding.py).
+    embedding_dim : 0 (the default) feeds every bin value to the first layer, 1 + n_bins inputs
+        per numeric input, a fixed encoding computed once per fit; d > 0 passes each input's bins
+        through a learned linear map to d values and a ReLU (slower per epoch, see encoding.py).
     batch_norm : batch normalisation after each hidden linear layer.
     dropout : dropout rate after each hidden activation.
     init : "default" (torch's), "he" (Kaiming normal) or "xavier" (Glorot uniform); biases zero.
@@ -769,8 +775,9 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         epochs without a lower validation loss and restore the best epoch's weights.
     class_weight : None, "balanced" or {label: weight}; weights the training (and validation) loss.
     device : "auto" (CUDA when available), "cpu", "cuda" (an error at fit if torch sees no GPU).
-    mixed_precision : autocast on CUDA: bfloat16 where the GPU has it (Ampere and later),
-        else float16 with gradient scaling; ignored on CPU.
+    mixed_precision : train under autocast: bfloat16 on GPUs that have it (Ampere and later),
+        else float16 with gradient scaling; bfloat16 on CPUs that multiply it in hardware
+        (AVX512-BF16 or AMX), float32 on other CPUs. Weights and predictions stay float32/float64.
     cuda_graphs : on CUDA, capture the full-batch training step once as a CUDA graph and
         replay it (about 10x faster epochs for small networks); not with float16 scaling.
     n_threads : torch intra-op threads during fit and predict (None leaves torch's setting).
@@ -805,8 +812,8 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         init: str = "default",
         input_scaling: str = "robust",
         embedding: str = "piecewise_linear",
-        n_bins: int = 16,
-        embedding_dim: int = 4,
+        n_bins: int = 8,
+        embedding_dim: int = 0,
         optimizer: str = "adamw",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,

@@ -61,9 +61,10 @@ class MLPNetwork(nn.Module):
             blocks.append(nn.Sequential(*block))
         self.body = nn.Sequential(*blocks)
         self.head = nn.Linear(widths[-2], widths[-1])
+        self.inputs_encoded = False  # training may pass rows the encoder has already seen (see training.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(self.encoder(x)))
+        return self.head(self.body(x if self.inputs_encoded else self.encoder(x)))
 
 
 def _init_weights(net: MLPNetwork, init: str, activation: str, generator: torch.Generator) -> None:
