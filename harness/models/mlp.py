@@ -330,11 +330,11 @@ class _BaseTorchMLP(BaseEstimator):
             w = None if weight is None else torch.as_tensor(weight, dtype=torch.float32, device=device)
             losses = (self._loss(w), self._loss(w, smooth=False))
             augment = self._augmenter(X, device)
-            net = net.to(device)
-            encoder_learns = self.finetune != "head" and any(p.requires_grad for p in net.encoder.parameters())
+            net = self._freeze(net.to(device))
+            encoder_learns = any(p.requires_grad for p in net.encoder.parameters())
             amp_dtype = _autocast_dtype(device, bool(self.mixed_precision))
             with _pre_encoded(net, split, encoder_learns, augment.active, amp_dtype) as data:
-                self._train(net, data, losses, augment, device, generator)
+                self._train(net, data, losses, augment, device, generator, amp_dtype)
         self.module_ = net.eval()
         self.device_ = str(device)
         self.layer_sizes_ = layer_sizes
@@ -416,14 +416,15 @@ class _BaseTorchMLP(BaseEstimator):
         augment: Augmenter,
         device: torch.device,
         generator: torch.Generator,
+        amp_dtype: torch.dtype | None,
     ) -> None:
         """Epoch loop with scheduling, early stopping and restoring the best weights.
 
         `losses` is the training loss (label smoothing included) and the plain loss that
-        validation and early stopping monitor.
+        validation and early stopping monitor; `amp_dtype` the autocast dtype (None: float32).
         """
         loss_fn = losses[0]
-        loop = self._loop(net, data, loss_fn, device, augment, losses[1])
+        loop = self._loop(net, data, loss_fn, device, augment, losses[1], amp_dtype)
         best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
         self.history_ = []
         with warnings.catch_warnings():
@@ -459,19 +460,20 @@ class _BaseTorchMLP(BaseEstimator):
         device: torch.device,
         augment: Augmenter,
         valid_loss: nn.Module,
+        amp_dtype: torch.dtype | None,
     ) -> _Loop:
         """The optimizer, schedule, precision and (on CUDA) the graphed step one fit's epochs share."""
         n_rows, batch_size = len(data.X_train), int(self.batch_size)
         drop_single = bool(self.batch_norm)  # batch norm cannot train on a batch of one row
         if drop_single and n_rows < 2:
             raise ValueError(f"batch_norm=True needs at least 2 training rows; got n_samples={n_rows}")
-        amp_dtype = _autocast_dtype(device, bool(self.mixed_precision))
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         # Graph capture cannot hold the scaler's overflow check (a host sync), so float16 stays eager.
         graphed = bool(self.cuda_graphs) and device.type == "cuda" and scaler is None and n_rows >= batch_size
         graphed = graphed and not augment.active  # random per-batch augmentation stays eager
         lr = torch.tensor(float(self.lr), device=device) if graphed else None
-        optimizer = _make_optimizer(self.optimizer, self._trainable(net), self, float(self.lr) if lr is None else lr)
+        trainable = [p for p in net.parameters() if p.requires_grad]  # what _freeze left
+        optimizer = _make_optimizer(self.optimizer, trainable, self, float(self.lr) if lr is None else lr)
         steps = math.ceil((n_rows - (drop_single and n_rows % batch_size == 1)) / batch_size)
         scheduler, per_batch = _make_scheduler(
             self.schedule, optimizer, float(self.lr), steps * self.max_epochs, self.patience
@@ -483,13 +485,12 @@ class _BaseTorchMLP(BaseEstimator):
             graph = _GraphedStep(net, loss_fn, optimizer, data, batch_size, amp_dtype)
         return _Loop(optimizer, scheduler, per_batch, amp_dtype, scaler, graph, lr, augment, valid_loss)
 
-    def _trainable(self, net: MLPNetwork) -> list[nn.Parameter]:
-        """All parameters, or only the head's when fine-tuning the head (the body is frozen)."""
+    def _freeze(self, net: MLPNetwork) -> MLPNetwork:
+        """Fine-tuning the head freezes the body and the encoder; the optimizer and pre-encoding see what trains."""
         if self.finetune == "head":
             net.body.requires_grad_(False)
             net.encoder.requires_grad_(False)  # the embedding's weights belong to the frozen part
-            return list(net.head.parameters())
-        return list(net.parameters())
+        return net
 
     def _train_mode(self, net: MLPNetwork) -> None:
         net.train()
