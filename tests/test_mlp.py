@@ -7,6 +7,7 @@ takes seconds on two cores; nothing here needs a GPU.
 from __future__ import annotations
 
 import copy
+import math
 import pickle
 import subprocess
 import sys
@@ -70,6 +71,8 @@ def test_init_only_stores_parameters_and_fit_checks_them():
         _tiny(TorchMLPClassifier, dropout=1.5).fit(X, y)
     with pytest.raises(ValueError, match=r"'batch_size' parameter .* must be an int in the range \[1, inf\)"):
         _tiny(TorchMLPClassifier, batch_size=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"'batch_size' parameter .* or a str among \{'auto'\}. Got 'big'"):
+        _tiny(TorchMLPClassifier, batch_size="big").fit(X, y)
     with pytest.raises(ValueError, match=r"hidden_sizes=\[0\] must be a list or tuple of positive integers"):
         _tiny(TorchMLPClassifier, hidden_sizes=[0]).fit(X, y)
     with pytest.raises(ValueError, match="nesterov"):
@@ -715,3 +718,23 @@ def test_augmentation_parameters_are_checked_at_fit():
     ):
         with pytest.raises(ValueError, match=message):
             _tiny(TorchMLPClassifier, **params).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "n_rows", "expected"),
+    [("auto", 60, 16), ("auto", 1_000, 125), ("auto", 2_048, 256), ("auto", 80_000, 256), (32, 60, 32), (512, 60, 512)],
+)
+def test_auto_batch_size_gives_small_data_several_steps_per_epoch(batch_size, n_rows, expected):
+    """On a few hundred rows a 256-row batch would make each epoch one step; "auto" keeps at least 8 (16 rows min)."""
+    assert mlp._batch_rows(batch_size, n_rows) == expected
+
+
+@pytest.mark.parametrize(("params", "expected"), [({}, 22), ({"batch_size": 64}, 64), ({"early_stopping": False}, 25)])
+def test_the_batch_size_used_is_recorded_and_sets_the_steps_per_epoch(params, expected, monkeypatch):
+    X, y = _blobs(200)  # early stopping holds out 20 of the 200 rows: 180 train, 180 // 8 = 22 rows per step
+    steps = []
+    original = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: steps.append(1) or original(self, *a, **k))
+    model = TorchMLPClassifier(hidden_sizes=(8,), max_epochs=1, n_threads=1, random_state=0, **params).fit(X, y)
+    assert model.batch_size_ == expected
+    assert len(steps) == math.ceil((180 if model.early_stopping else 200) / expected)

@@ -91,6 +91,8 @@ __all__ = [
 FINETUNE_MODES = ("all", "head")
 
 _PREDICT_BATCH = 8192  # rows per forward pass at inference: bounds memory, not accuracy
+_AUTO_BATCH = (16, 256)  # batch_size="auto": the smallest and largest batch...
+_AUTO_STEPS_PER_EPOCH = 8  # ...and the optimizer steps an epoch should have between them
 _PRETRAINED_FORMAT = 1
 
 # ---------------------------------------------------------------- parameter checks
@@ -99,6 +101,14 @@ _PRETRAINED_FORMAT = 1
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _batch_rows(batch_size: int | str, n_rows: int) -> int:
+    """Rows per step: the user's number, or for "auto" enough steps per epoch (see the class docstring)."""
+    if batch_size != "auto":
+        return int(batch_size)
+    smallest, largest = _AUTO_BATCH
+    return max(smallest, min(largest, n_rows // _AUTO_STEPS_PER_EPOCH))
 
 
 def _check_number(
@@ -169,7 +179,7 @@ class _BaseTorchMLP(BaseEstimator):
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
         "nesterov": ["boolean"],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "schedule": [StrOptions(set(SCHEDULES))],
         "early_stopping": ["boolean"],
@@ -215,7 +225,7 @@ class _BaseTorchMLP(BaseEstimator):
         weight_decay: float = 1e-4,
         momentum: float = 0.9,
         nesterov: bool = False,
-        batch_size: int = 256,
+        batch_size: int | str = "auto",
         max_epochs: int = 200,
         schedule: str = "reduce_on_plateau",
         early_stopping: bool = True,
@@ -302,7 +312,8 @@ class _BaseTorchMLP(BaseEstimator):
         _check_number("lr", self.lr, 0, closed="()")
         _check_number("weight_decay", self.weight_decay, 0)
         _check_number("momentum", self.momentum, 0, 1, closed="[)")
-        _check_number("batch_size", self.batch_size, 1, integer=True)
+        if self.batch_size != "auto":
+            _check_number("batch_size", self.batch_size, 1, integer=True)
         _check_number("max_epochs", self.max_epochs, 1, integer=True)
         _check_number("validation_fraction", self.validation_fraction, 0, 1, closed="()")
         _check_number("patience", self.patience, 1, integer=True)
@@ -463,7 +474,8 @@ class _BaseTorchMLP(BaseEstimator):
         amp_dtype: torch.dtype | None,
     ) -> _Loop:
         """The optimizer, schedule, precision and (on CUDA) the graphed step one fit's epochs share."""
-        n_rows, batch_size = len(data.X_train), int(self.batch_size)
+        n_rows = len(data.X_train)
+        self.batch_size_ = batch_size = _batch_rows(self.batch_size, n_rows)
         drop_single = bool(self.batch_norm)  # batch norm cannot train on a batch of one row
         if drop_single and n_rows < 2:
             raise ValueError(f"batch_norm=True needs at least 2 training rows; got n_samples={n_rows}")
@@ -511,7 +523,7 @@ class _BaseTorchMLP(BaseEstimator):
         device = data.X_train.device
         total, seen = torch.zeros((), device=device), 0
         autocast = torch.autocast(device.type, dtype=loop.amp_dtype) if loop.amp_dtype is not None else nullcontext()
-        for index in _batches(len(data.X_train), int(self.batch_size), bool(self.batch_norm), generator, device):
+        for index in _batches(len(data.X_train), self.batch_size_, bool(self.batch_norm), generator, device):
             seen += len(index)
             if loop.graph is not None and len(index) == loop.graph.batch_size:
                 loop.graph(index)
@@ -769,7 +781,10 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
     optimizer : adamw (decoupled weight decay), adam, sgd or rmsprop (weight_decay is L2 for the last three).
     lr, weight_decay : learning rate (the peak for onecycle) and weight decay.
     momentum, nesterov : for optimizer="sgd".
-    batch_size, max_epochs : rows per step, and the most passes over the training rows.
+    batch_size : rows per step; "auto" gives an epoch at least 8 steps (n_train / 8 rows, clipped
+        to 16..256): on a few hundred rows a full-size batch would make every epoch one step, so
+        `patience` and the plateau schedule would count single steps. `batch_size_` is what was used.
+    max_epochs : the most passes over the training rows.
     schedule : none, reduce_on_plateau (lr x0.2 after patience/2 epochs without improvement of the
         monitored loss), cosine (to zero over max_epochs) or onecycle (warm-up to lr, then anneal).
     early_stopping : hold out validation_fraction of the rows (stratified), stop after `patience`
@@ -799,8 +814,8 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
     feature_names_in_ (DataFrame input), module_ (the torch network), device_ ("cpu" or
     "cuda"), layer_sizes_ (input features, hidden widths, outputs), history_ (per epoch:
     epoch, train_loss, valid_loss, valid_score = accuracy, lr at the start of the epoch,
-    time_s), n_epochs_, best_epoch_ (the epoch whose weights the model holds),
-    validation_indices_ (the rows held out for early stopping), numeric_input_mask_ (True
+    time_s), n_epochs_, best_epoch_ (the epoch whose weights the model holds), batch_size_
+    (the rows per step used), validation_indices_ (the rows held out for early stopping), numeric_input_mask_ (True
     for numeric inputs, False for one-hot and other two-valued ones: what noise and attacks move).
     """
 
@@ -820,7 +835,7 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         weight_decay: float = 1e-4,
         momentum: float = 0.9,
         nesterov: bool = False,
-        batch_size: int = 256,
+        batch_size: int | str = "auto",
         max_epochs: int = 200,
         schedule: str = "reduce_on_plateau",
         early_stopping: bool = True,
