@@ -12,16 +12,13 @@ tests forbid even that.
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
-import re
+import os
 import socket
 import sqlite3
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -31,73 +28,10 @@ from harness import openml
 from harness.datasets import load_dataset
 from harness.errors import DatasetError, SuiteError
 from harness.spec import DatasetSpec, OpenMLSuiteSpec, parse_suite
+from tests import openml_server
+from tests.openml_server import OpenMLServer, serving
 
-STUDY = Path(__file__).parent / "data" / "openml" / "study-99.json"
-SKLEARN_FIXTURES = Path(str(resources.files("sklearn.datasets.tests.data.openml")))
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def _fixture_name(path: str) -> str:
-    """The file scikit-learn's tests keep an OpenML response in (their _file_name, for a URL path)."""
-    path = path.lstrip("/")
-    suffix = ".json"
-    if path.startswith("data/v1/download/"):
-        path, suffix = path.rsplit("/", 1)[0], ".arff"  # the file name after the file id is left out
-    name = re.sub(r"\W", "-", path) + suffix + ".gz"
-    for long, short in (
-        ("-json-data-list", "-jdl"),
-        ("-json-data-features", "-jdf"),
-        ("-json-data-qualities", "-jdq"),
-        ("-json-data", "-jd"),
-        ("-data_name", "-dn"),
-        ("-download", "-dl"),
-        ("-limit", "-l"),
-        ("-data_version", "-dv"),
-        ("-status", "-s"),
-        ("-deactivated", "-dact"),
-        ("-active", "-act"),
-    ):
-        name = name.replace(long, short)
-    return name
-
-
-class OpenMLServer:
-    """A loopback OpenML: recorded responses, gzip-encoded as the real server sends them."""
-
-    def __init__(self) -> None:
-        self.files = {p.name: p for p in SKLEARN_FIXTURES.glob("id_*/*.gz")}
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                body = server.body(self.path)
-                if body is None:
-                    self.send_response(412)  # OpenML's answer for an unknown id
-                    body = gzip.compress(b'{"error":{"code":"111","message":"Unknown dataset"}}')
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Encoding", "gzip")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def body(self, path: str) -> bytes | None:
-        if path.rstrip("/") == "/api/v1/json/study/99":
-            return gzip.compress(STUDY.read_bytes())
-        found = self.files.get(_fixture_name(path))
-        return found.read_bytes() if found is not None else None
-
-    def datasets_fetched(self) -> set[str]:
-        return {p for p in self.requests if p.startswith("/data/v1/download/")}
 
 
 @pytest.fixture(autouse=True)
@@ -129,14 +63,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenMLServer]:
-    srv = OpenMLServer()
-    srv.thread.start()
-    monkeypatch.setenv("HARNESS_OPENML_URL", srv.url)
-    try:
+    with serving() as srv:
+        monkeypatch.setenv("HARNESS_OPENML_URL", srv.url)
         yield srv
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
 
 
 @pytest.fixture
@@ -499,3 +428,14 @@ def test_check_data_reads_openml_from_the_data_home(server: OpenMLServer, tmp_pa
     proc = cli("check-data", "openml:61", "--reference", "openml:iris@1", "--out", tmp_path / "cd", "--data-home", home)
     assert proc.returncode == 0, proc.stderr
     assert (openml.cache_root(home) / "api/v1/json/data/61.gz").is_file()
+
+
+def test_the_complete_recorded_sets_fill_a_data_home_for_the_benchmarks(tmp_path: Path) -> None:
+    """`python -m tests.openml_server` lays out every row of the sets bench/mlp_quality.py adds."""
+    lines = openml_server.fill(tmp_path, sorted(openml_server.COMPLETE))
+    cached = {d.data_id: d for d in openml.cached_datasets(tmp_path)}
+    assert set(cached) == set(openml_server.COMPLETE) and all(d.has_data for d in cached.values())
+    for data_id, line in zip(sorted(openml_server.COMPLETE), lines, strict=True):
+        assert cached[data_id].name == openml_server.COMPLETE[data_id]
+        assert line == f"openml:{data_id}: {cached[data_id].rows:,} rows"  # every row OpenML lists was recorded
+    assert "HARNESS_OPENML_URL" not in os.environ  # the server's address does not outlive the fill
