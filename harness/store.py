@@ -406,19 +406,25 @@ class Store:
         return pd.read_sql_query("SELECT * FROM steps ORDER BY started", self.db)
 
     def current_keys(self) -> set[str]:
-        """The plan of the latest suite version: keys planned by every run of the same suite text.
+        """The folds of the latest suite version, each under the key its newest run planned.
 
-        Runs filtered with --dataset/--estimator add up; rows of an older suite version
-        (changed parameters, data or splits) stay in the file but are not current.
+        Runs of the same suite text add up: runs filtered with --dataset/--estimator each
+        plan some folds. A fold planned again under another key (its data file changed,
+        or a new harness version keys it anew) counts only under the newer key, so no
+        report averages two versions of one fold. Rows of an older suite version (changed
+        parameters, data or splits) stay in the file but are not current.
         """
         latest = self.latest_run()
         if latest is None:
             return set()
         rows = self.db.execute(
-            "SELECT DISTINCT c.key FROM run_cells c JOIN runs r ON r.run_id = c.run_id WHERE r.suite_json = ?",
+            "SELECT c.key, MAX(r.started), s.dataset, s.estimator, s.seed, s.repeat, s.fold FROM run_cells c "
+            "JOIN runs r ON r.run_id = c.run_id JOIN results s ON s.key = c.key WHERE r.suite_json = ? "
+            "GROUP BY c.key ORDER BY MAX(r.started), c.key",
             (latest["suite_json"],),
         )
-        return {k for (k,) in rows}
+        newest = {tuple(cell): key for key, _, *cell in rows}  # in planning order: the newest key wins
+        return set(newest.values())
 
     def results(self, keys: set[str] | None = None) -> pd.DataFrame:
         """One row per fold, metrics expanded to columns; only `keys` when given.

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -129,6 +131,38 @@ def test_changed_params_make_new_keys_and_old_rows_are_not_current(tmp_path):
     with Store(tmp_path / "results.db") as store:
         assert len(store.results()) == 6  # history kept
         assert len(store.results(store.current_keys())) == 3
+
+
+@pytest.mark.parametrize("change", ["data file", "harness version"])
+def test_a_fold_keyed_anew_counts_once_under_its_new_key(tmp_path, monkeypatch, change):
+    """The same suite text after the CSV changed, or under a new harness version (whose defaults
+    may differ): every fold is recomputed, and the reports' current rows are the new ones only."""
+    import harness.planner
+
+    frame = pd.DataFrame({"x": np.arange(60.0), "z": np.arange(60.0) % 7, "y": np.arange(60) % 2})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    suite = parse_suite(
+        {
+            "name": "t",
+            "cv": {"folds": 3},
+            "datasets": [{"name": "d", "source": str(tmp_path / "d.csv"), "target": "y"}],
+            "estimators": [{"name": "tree", "model": "decision_tree"}],
+        }
+    )
+    out = tmp_path / "out"
+    monkeypatch.setattr(harness.planner, "__version__", "0.2.0")
+    run_suite(suite, RunOptions(out=out))
+    if change == "data file":
+        frame.iloc[:50].to_csv(tmp_path / "d.csv", index=False)
+    else:
+        monkeypatch.setattr(harness.planner, "__version__", "0.3.0")
+    summary = run_suite(suite, RunOptions(out=out))
+    assert sum(summary.computed.values()) == 3 and summary.reused == 0
+    with Store(out / "results.db") as store:
+        current = store.results(store.current_keys())
+        assert len(store.results()) == 6 and len(current) == 3  # history kept, each fold once
+        assert set(current["run_id"]) == {store.latest_run()["run_id"]}
+        assert current["n_test"].sum() == (50 if change == "data file" else 60)
 
 
 def test_filters_restrict_the_run_and_add_up(tmp_path):
