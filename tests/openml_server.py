@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from unittest import mock
 
 STUDY = Path(__file__).parent / "data" / "openml" / "study-99.json"
 SKLEARN_FIXTURES = Path(str(resources.files("sklearn.datasets.tests.data.openml")))
@@ -114,16 +115,8 @@ def fill(home: Path, data_ids: list[int]) -> list[str]:
     """Fetch `data_ids` from the recorded responses into the data home `home`, as `harness data fetch` would."""
     from harness import openml
 
-    with serving() as srv:
-        previous = os.environ.get("HARNESS_OPENML_URL")
-        os.environ["HARNESS_OPENML_URL"] = srv.url
-        try:
-            frames = [openml.fetch_dataset(data_id, home) for data_id in data_ids]
-        finally:
-            if previous is None:
-                os.environ.pop("HARNESS_OPENML_URL")
-            else:
-                os.environ["HARNESS_OPENML_URL"] = previous
+    with serving() as srv, mock.patch.dict(os.environ, {"HARNESS_OPENML_URL": srv.url}):
+        frames = [openml.fetch_dataset(data_id, home) for data_id in data_ids]
     return [f"openml:{i}: {len(f.frame):,} rows" for i, f in zip(data_ids, frames, strict=True)]
 
 

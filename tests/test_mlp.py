@@ -726,7 +726,7 @@ def test_augmentation_parameters_are_checked_at_fit():
 )
 def test_auto_batch_size_gives_small_data_several_steps_per_epoch(batch_size, n_rows, expected):
     """On a few hundred rows a 256-row batch would make each epoch one step; "auto" keeps at least 8 (16 rows min)."""
-    assert mlp._batch_rows(batch_size, n_rows) == expected
+    assert training._batch_rows(batch_size, n_rows) == expected
 
 
 @pytest.mark.parametrize(("params", "expected"), [({}, 22), ({"batch_size": 64}, 64), ({"early_stopping": False}, 25)])

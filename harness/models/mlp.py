@@ -62,6 +62,7 @@ from harness.models.training import (
     OPTIMIZERS,
     SCHEDULES,
     _autocast_dtype,
+    _batch_rows,
     _batches,
     _GraphedStep,
     _Loop,
@@ -91,8 +92,6 @@ __all__ = [
 FINETUNE_MODES = ("all", "head")
 
 _PREDICT_BATCH = 8192  # rows per forward pass at inference: bounds memory, not accuracy
-_AUTO_BATCH = (16, 256)  # batch_size="auto": the smallest and largest batch...
-_AUTO_STEPS_PER_EPOCH = 8  # ...and the optimizer steps an epoch should have between them
 _PRETRAINED_FORMAT = 1
 
 # ---------------------------------------------------------------- parameter checks
@@ -101,14 +100,6 @@ _PRETRAINED_FORMAT = 1
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
-
-
-def _batch_rows(batch_size: int | str, n_rows: int) -> int:
-    """Rows per step: the user's number, or for "auto" enough steps per epoch (see the class docstring)."""
-    if batch_size != "auto":
-        return int(batch_size)
-    smallest, largest = _AUTO_BATCH
-    return max(smallest, min(largest, n_rows // _AUTO_STEPS_PER_EPOCH))
 
 
 def _check_number(
@@ -436,6 +427,7 @@ class _BaseTorchMLP(BaseEstimator):
         """
         loss_fn = losses[0]
         loop = self._loop(net, data, loss_fn, device, augment, losses[1], amp_dtype)
+        self.batch_size_ = loop.batch_size
         best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
         self.history_ = []
         with warnings.catch_warnings():
@@ -475,7 +467,7 @@ class _BaseTorchMLP(BaseEstimator):
     ) -> _Loop:
         """The optimizer, schedule, precision and (on CUDA) the graphed step one fit's epochs share."""
         n_rows = len(data.X_train)
-        self.batch_size_ = batch_size = _batch_rows(self.batch_size, n_rows)
+        batch_size = _batch_rows(self.batch_size, n_rows)
         drop_single = bool(self.batch_norm)  # batch norm cannot train on a batch of one row
         if drop_single and n_rows < 2:
             raise ValueError(f"batch_norm=True needs at least 2 training rows; got n_samples={n_rows}")
@@ -495,7 +487,7 @@ class _BaseTorchMLP(BaseEstimator):
         if graphed:
             self._train_mode(net)  # the graph records the modules' modes as they are at capture
             graph = _GraphedStep(net, loss_fn, optimizer, data, batch_size, amp_dtype)
-        return _Loop(optimizer, scheduler, per_batch, amp_dtype, scaler, graph, lr, augment, valid_loss)
+        return _Loop(optimizer, scheduler, per_batch, batch_size, amp_dtype, scaler, graph, lr, augment, valid_loss)
 
     def _freeze(self, net: MLPNetwork) -> MLPNetwork:
         """Fine-tuning the head freezes the body and the encoder; the optimizer and pre-encoding see what trains."""
@@ -523,7 +515,7 @@ class _BaseTorchMLP(BaseEstimator):
         device = data.X_train.device
         total, seen = torch.zeros((), device=device), 0
         autocast = torch.autocast(device.type, dtype=loop.amp_dtype) if loop.amp_dtype is not None else nullcontext()
-        for index in _batches(len(data.X_train), self.batch_size_, bool(self.batch_norm), generator, device):
+        for index in _batches(len(data.X_train), loop.batch_size, bool(self.batch_norm), generator, device):
             seen += len(index)
             if loop.graph is not None and len(index) == loop.graph.batch_size:
                 loop.graph(index)
@@ -815,8 +807,9 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
     "cuda"), layer_sizes_ (input features, hidden widths, outputs), history_ (per epoch:
     epoch, train_loss, valid_loss, valid_score = accuracy, lr at the start of the epoch,
     time_s), n_epochs_, best_epoch_ (the epoch whose weights the model holds), batch_size_
-    (the rows per step used), validation_indices_ (the rows held out for early stopping), numeric_input_mask_ (True
-    for numeric inputs, False for one-hot and other two-valued ones: what noise and attacks move).
+    (the rows per step used), validation_indices_ (the rows held out for early stopping),
+    numeric_input_mask_ (True for numeric inputs, False for one-hot and other two-valued
+    ones: what noise and attacks move).
     """
 
     def __init__(

@@ -26,6 +26,8 @@ _PRE_ENCODE_MAX_BYTES = 512 * 2**20  # the largest encoded copy of the training 
 _GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture, as torch's docs do
 _PLATEAU_FACTOR = 0.2  # reduce_on_plateau multiplies the lr by this...
 _PLATEAU_PATIENCE_SHARE = 0.5  # ...after this share of `patience` epochs without improvement
+_AUTO_BATCH = (16, 256)  # batch_size="auto": the smallest and largest batch...
+_AUTO_STEPS_PER_EPOCH = 8  # ...and the optimizer steps an epoch should have between them
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -242,6 +244,7 @@ class _Loop:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     per_batch: bool  # the scheduler steps per batch (cosine, onecycle) rather than per epoch
+    batch_size: int  # rows per step, "auto" resolved (_batch_rows)
     amp_dtype: torch.dtype | None  # autocast dtype (CUDA, or a CPU with native bfloat16); None: float32
     scaler: torch.amp.GradScaler | None  # float16 only
     graph: _GraphedStep | None  # the captured full-batch step (CUDA)
@@ -269,6 +272,18 @@ def _make_scheduler(
         wait = max(1, int(patience * _PLATEAU_PATIENCE_SHARE))
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=_PLATEAU_FACTOR, patience=wait), False
     return None, False
+
+
+def _batch_rows(batch_size: int | str, n_rows: int) -> int:
+    """Rows per step: the user's number, or for "auto" at least _AUTO_STEPS_PER_EPOCH steps per epoch.
+
+    Why: with a 256-row batch a set of a few hundred rows trains one step per epoch, and
+    `patience` and the plateau schedule, counted in epochs, then count single steps.
+    """
+    if batch_size != "auto":
+        return int(batch_size)
+    smallest, largest = _AUTO_BATCH
+    return max(smallest, min(largest, n_rows // _AUTO_STEPS_PER_EPOCH))
 
 
 def _batches(
