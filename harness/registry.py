@@ -285,7 +285,7 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "weight_decay": _log(1e-6, 1e-2),
         "dropout": {"float": [0.0, 0.5]},
         "hidden_sizes": {"categorical": [[128], [256, 256], [512, 256], [256, 256, 256]]},
-        "batch_size": {"categorical": [128, 256, 512]},
+        "batch_size": {"categorical": ["auto", 128, 256, 512]},  # "auto": the default (several steps per epoch)
     },
 }
 

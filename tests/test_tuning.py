@@ -152,6 +152,14 @@ def test_every_default_space_samples_valid_estimators(name, task):
         assert len(model.predict(ds.X)) == len(ds.y)
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_the_mlp_space_holds_its_default_batch_size(task):
+    """On small data only "auto" gives several steps per epoch; a study must be able to keep it."""
+    from harness.models import TorchMLPClassifier
+
+    assert TorchMLPClassifier().batch_size in default_space("mlp", task)["batch_size"]["categorical"]
+
+
 @pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("pruner", PRUNERS)
 def test_each_sampler_and_pruner_runs(tmp_path, sampler, pruner):
