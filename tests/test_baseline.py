@@ -251,7 +251,7 @@ BEST = np.array([0.90, 0.88, 0.91, 0.87, 0.89, 0.90, 0.86, 0.92, 0.88, 0.89])
 ALTERNATE, PAIRS = np.tile([1.0, -1.0], 5), np.array([1, 1, -1, -1, 1, 1, -1, -1, 1, -1.0])
 
 
-def _champion_run(out: Path, drop: float) -> dict[str, np.ndarray]:
+def _champion_run(out: Path, drop: float, alpha: float | None = None) -> dict[str, np.ndarray]:
     """A store of the run above (no fitting): the summary and `harness check` both read it."""
     from dataclasses import replace
 
@@ -262,7 +262,8 @@ def _champion_run(out: Path, drop: float) -> dict[str, np.ndarray]:
     settings = {"metrics": {"classification": ["accuracy"]}, "primary": {"classification": "accuracy"}, "seed": 0}
     out.mkdir()
     with Store(out / "results.db") as store:
-        store.start_run("r1", "champ", json.dumps({"name": "champ", "champion": "champ"}), [], {}, settings)
+        suite = {"name": "champ", "champion": "champ", **({"analysis": {"alpha": alpha}} if alpha else {})}
+        store.start_run("r1", "champ", json.dumps(suite), [], {}, settings)
         store.record_metrics([("accuracy", "classification", True)])
         store.record_datasets([{"name": "d", "fingerprint": "fp", "task": "classification"}])
         keys = []
@@ -279,30 +280,37 @@ def _champion_run(out: Path, drop: float) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    ("drop", "lost", "summary"),
-    [(0.016, False, "not significantly worse"), (0.06, True, "significantly worse")],
-    ids=["uncorrected-would-flag-holm-does-not", "clear-loss"],
+    ("drop", "alpha", "lost", "summary"),
+    [
+        (0.016, None, False, "not significantly worse"),
+        (0.06, None, True, "significantly worse"),
+        (0.016, 0.2, True, "significantly worse"),  # Holm p 0.18: lost at the suite's level, not at 0.05
+    ],
+    ids=["uncorrected-would-flag-holm-does-not", "clear-loss", "at-the-suites-alpha"],
 )
-def test_check_and_summary_agree_on_the_champion(tmp_path, drop, lost, summary):
+def test_check_and_summary_agree_on_the_champion(tmp_path, drop, alpha, lost, summary):
     from statsmodels.stats.multitest import multipletests
 
     from harness.report import write_outputs
 
     out = tmp_path / "run"
-    scores = _champion_run(out, drop)
+    scores = _champion_run(out, drop, alpha)
     one_sided = _hand_corrected(scores["champ"] - scores["a"], 80, 20)[1]
     pairs = list(itertools.combinations(scores, 2))  # ("a", "champ") first
     two_sided = [2 * stats.t.sf(abs(_hand_corrected(scores[x] - scores[y], 80, 20)[0]), 9) for x, y in pairs]
     p_holm = multipletests(two_sided, method="holm")[1][0]
     assert one_sided < 0.05 and drop > 0.005  # the old rule (one-sided, uncorrected, tolerance 0.005) flagged both
-    assert bool(p_holm < 0.05) is lost and two_sided[0] < 0.05  # uncorrected, even two-sided flags both: Holm decides
+    assert (
+        bool(p_holm < (alpha or 0.05)) is lost and two_sided[0] < 0.05
+    )  # uncorrected two-sided flags all: Holm decides
 
     data = write_outputs(out)
     verdict = data.stats["per_dataset"]["d"]
     assert ("champ" not in verdict["not_significantly_worse_than_best"]) is lost
     assert re.search(rf"^\| d \| accuracy ↑ \| a \|.*\| {summary} \|$", (out / "summary.md").read_text(), flags=re.M)
 
-    result = check_run(out, save_baseline(out), CheckOptions(write=False))  # the suite's champion applies
+    result = check_run(out, save_baseline(out), CheckOptions(write=False))  # the suite's champion and alpha apply
+    assert result.options.alpha == (alpha or 0.05)
     (champ,) = result.champion
     assert champ.best == "a" and champ.p_worse == pytest.approx(p_holm) and champ.failed is lost
     assert champ.status == ("worse" if lost else "tied-best") and result.exit_code == int(lost)
@@ -422,7 +430,7 @@ def test_render_only_formats_the_result_objects():
         comps,
         [Mismatch("split", "warning", "changed", "d")],
         [ChampionCheck("d", "m", "accuracy", "worse", best="n|2", detail="behind")],
-        CheckOptions(champion="m"),
+        CheckOptions(alpha=0.05, champion="m"),  # a result holds the options as applied
         "rule",
     )
     md = check_markdown(result)

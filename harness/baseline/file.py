@@ -39,6 +39,7 @@ def baseline_from_run(run: dict[str, Any], folds: pd.DataFrame, where: str | Pat
     """The baseline dict of a run row and its current folds, as the reports' read model holds them
     (`ReportData.boards.run` / `.folds`): a check after a run reads the store no second time."""
     settings = json.loads(run["settings"] or "{}")
+    suite = json.loads(run["suite_json"] or "{}")
     if folds.empty:
         raise BaselineError(f"{where}: no results for the latest suite version")
     metric_names = [m for m in METRICS if m in folds.columns]
@@ -72,7 +73,8 @@ def baseline_from_run(run: dict[str, Any], folds: pd.DataFrame, where: str | Pat
         "datasets": datasets,
         "cells": cells,
         "skipped": skipped,
-        "champion": json.loads(run["suite_json"] or "{}").get("champion"),
+        "champion": suite.get("champion"),
+        "alpha": (suite.get("analysis") or {}).get("alpha"),  # the level of the run's summary
     }
 
 

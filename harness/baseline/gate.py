@@ -70,13 +70,14 @@ from harness.spec import did_you_mean
 from harness.store import FAILED, OK
 
 DEFAULT_TOLERANCE = 0.005
+DEFAULT_ALPHA = 0.05  # a run whose suite predates `analysis.alpha` in baselines
 PAIRED = "paired (corrected t)"
 UNPAIRED = "unpaired (Welch)"
 
 
 def check_options(options: CheckOptions) -> None:
     """The options alone, before any file is read: a bad --alpha, --tolerance or --metric is exit 2."""
-    if not 0 < options.alpha < 1:
+    if options.alpha is not None and not 0 < options.alpha < 1:
         raise BaselineError(f"--alpha {options.alpha}: must be between 0 and 1")
     if options.tolerance is not None and not (options.tolerance >= 0 and math.isfinite(options.tolerance)):
         raise BaselineError(f"--tolerance {options.tolerance}: must be a number >= 0")
@@ -90,8 +91,10 @@ def compare(
     """Compare two baseline dicts (the file and the run); pure, so a caller with both dicts in memory can reuse it."""
     check_options(options)
     _check_metric_present(baseline, current, options.metric)
-    # The suite's `champion:` applies unless the caller names one.
-    options = replace(options, champion=options.champion or current.get("champion"))
+    # The suite's `champion:` and `analysis.alpha` apply unless the caller names others: the
+    # champion check then decides at the level the run's summary used, so the two agree.
+    alpha = options.alpha if options.alpha is not None else current.get("alpha") or DEFAULT_ALPHA
+    options = replace(options, champion=options.champion or current.get("champion"), alpha=alpha)
     if options.champion is not None:
         _check_champion_known(current, options.champion)
     mismatches = _run_mismatches(baseline, current)

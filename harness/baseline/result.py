@@ -34,11 +34,12 @@ def finite_or_none(value: Any) -> float | None:
 
 @dataclass
 class CheckOptions:
-    """`metric`: None = each task's primary metric; `tolerance`: None = the per-metric default (see `gate`)."""
+    """`metric`: None = each task's primary metric; `tolerance`: None = the per-metric default (see `gate`);
+    `alpha`: None = the run's `analysis.alpha`, the level its summary uses (0.05 unless the suite sets it)."""
 
     metric: str | None = None
     tolerance: float | None = None
-    alpha: float = 0.05
+    alpha: float | None = None
     champion: str | None = None
     write: bool = True  # write DIR/check.md and DIR/check.json
 
@@ -121,7 +122,7 @@ class CheckResult:
     comparisons: list[Comparison]
     mismatches: list[Mismatch]
     champion: list[ChampionCheck]
-    options: CheckOptions
+    options: CheckOptions  # as applied: the suite's champion and alpha filled in
     tolerance_rule: str
     md_path: Path | None = None
     json_path: Path | None = None

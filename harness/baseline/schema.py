@@ -67,6 +67,7 @@ class _Baseline(_Schema):
     cells: dict[str, dict[str, _Cell]]
     skipped: dict[str, dict[str, str]] = {}
     champion: str | None = None
+    alpha: float | None = None
 
 
 def _key(item: Any) -> str:

@@ -568,12 +568,12 @@ def check(
         typer.Option("--tolerance", help="Smallest drop that counts (default 0.005 bounded, 0.5% of |mean| else)."),
     ] = None,
     alpha: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--alpha",
-            help="Level of the one-sided corrected t-tests against the baseline, and of the champion check (Holm-adjusted, as the summary).",
+            help="Level of the one-sided corrected t-tests against the baseline, and of the champion check (Holm-adjusted, as the summary); default: the suite's analysis.alpha (0.05 unless set).",
         ),
-    ] = 0.05,
+    ] = None,
     champion: Annotated[
         str | None, typer.Option("--champion", help="Fail unless this estimator is best or tied-best per dataset.")
     ] = None,
