@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.analysis import AnalysisOptions
 from harness.baseline.result import (
     IMPROVED,
     NOT_COMPARED,
@@ -70,7 +71,6 @@ from harness.spec import did_you_mean
 from harness.store import FAILED, OK
 
 DEFAULT_TOLERANCE = 0.005
-DEFAULT_ALPHA = 0.05  # a run whose suite predates `analysis.alpha` in baselines
 PAIRED = "paired (corrected t)"
 UNPAIRED = "unpaired (Welch)"
 
@@ -93,7 +93,7 @@ def compare(
     _check_metric_present(baseline, current, options.metric)
     # The suite's `champion:` and `analysis.alpha` apply unless the caller names others: the
     # champion check then decides at the level the run's summary used, so the two agree.
-    alpha = options.alpha if options.alpha is not None else current.get("alpha") or DEFAULT_ALPHA
+    alpha = options.alpha if options.alpha is not None else current.get("alpha") or AnalysisOptions.alpha
     options = replace(options, champion=options.champion or current.get("champion"), alpha=alpha)
     if options.champion is not None:
         _check_champion_known(current, options.champion)
