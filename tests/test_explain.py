@@ -524,7 +524,9 @@ def test_a_run_explains_the_same_folds_for_every_model_and_records_the_cost(tmp_
         assert meta["training_s"] == pytest.approx(rec["fit_time"])
         assert meta["budget_s"] == pytest.approx(max(settings.min_s, settings.budget_share * rec["fit_time"]))
         assert 0 <= meta["one_off_s"] <= meta["seconds"]
-        assert meta["seconds"] - meta["one_off_s"] <= meta["budget_s"] + 0.25  # one batch of slack, a busy machine
+        # One batch of slack: under pytest -n 2 on two cores a first batch took 0.49 s in CI. That the budget
+        # stops an explanation is tested on its own (test_budget_is_respected_..., test_an_expensive_model_...).
+        assert meta["seconds"] - meta["one_off_s"] <= meta["budget_s"] + 1.0
 
 
 def test_the_fork_server_preload_imports_shap_but_compiles_no_kernels():
