@@ -576,6 +576,17 @@ def test_fit_statistics_from_one_sort_equal_numpys_quantiles():
     np.testing.assert_allclose(enc.center.numpy(), np.median(X.astype(np.float32), axis=0), rtol=1e-6)
 
 
+def test_columns_are_sorted_as_numpy_sorts_them_and_monotone_quantiles_read_two_rows():
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.standard_t(1.5, 301), rng.integers(0, 3, 301), rng.normal(size=301)]).astype(np.float32)
+    S = encoding._sorted_columns(X, np.array([0, 2]))
+    np.testing.assert_array_equal(S, np.sort(X[:, [0, 2]].astype(np.float64), axis=0))
+    q = np.linspace(0, 1, 9)
+    clip = np.arctan  # any monotone transform: quantiles of the transformed columns
+    expected = np.quantile(clip(S), q, axis=0)
+    np.testing.assert_allclose(encoding._sorted_quantiles(S, q, clip), expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("mixed", [False, True])
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_encoding_the_rows_once_per_fit_trains_exactly_as_encoding_each_batch(mixed, early_stopping, monkeypatch):
@@ -733,8 +744,75 @@ def test_auto_batch_size_gives_small_data_several_steps_per_epoch(batch_size, n_
 def test_the_batch_size_used_is_recorded_and_sets_the_steps_per_epoch(params, expected, monkeypatch):
     X, y = _blobs(200)  # early stopping holds out 20 of the 200 rows: 180 train, 180 // 8 = 22 rows per step
     steps = []
-    original = torch.optim.AdamW.step
-    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: steps.append(1) or original(self, *a, **k))
+    original = training._OptimizerStep.__call__  # every eager batch's optimizer step goes through it
+    monkeypatch.setattr(training._OptimizerStep, "__call__", lambda self: steps.append(1) or original(self))
     model = TorchMLPClassifier(hidden_sizes=(8,), max_epochs=1, n_threads=1, random_state=0, **params).fit(X, y)
     assert model.batch_size_ == expected
     assert len(steps) == math.ceil((180 if model.early_stopping else 200) / expected)
+
+
+# ---------------------------------------------------------------- the optimizer step
+
+
+def _two_layer_net(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+
+
+@pytest.mark.parametrize(("name", "weight_decay"), [("adam", 0.0), ("adam", 0.01), ("adamw", 0.05)])
+def test_the_functional_adam_step_updates_exactly_as_the_optimizer_does(name, weight_decay):
+    """Bit for bit the same weights and moments, with the learning rate changing between steps."""
+    est = TorchMLPClassifier(weight_decay=weight_decay)
+    nets = [_two_layer_net(0), _two_layer_net(0)]
+    optimizers = [training._make_optimizer(name, list(net.parameters()), est, 0.01) for net in nets]
+    stepper = training._OptimizerStep(optimizers[1])
+    assert stepper.functional
+    rng = torch.Generator().manual_seed(0)
+    for i in range(6):
+        x, y = torch.randn(16, 5, generator=rng), torch.randint(0, 3, (16,), generator=rng)
+        for net, optimizer in zip(nets, optimizers, strict=True):
+            optimizer.param_groups[0]["lr"] = 0.01 / (i + 1)  # what a schedule does between steps
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+        optimizers[0].step()
+        stepper()
+    assert stepper.state is not None  # the steps after the first took the functional path
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            torch.testing.assert_close(optimizers[0].state[a][key], optimizers[1].state[b][key], rtol=0, atol=0)
+
+
+def test_the_step_falls_back_to_the_optimizer_without_a_gradient_or_for_other_optimizers(monkeypatch):
+    monkeypatch.setattr(training, "functional_adam", lambda *a, **k: pytest.fail("the functional step ran"))
+    net = _two_layer_net(0)
+    est = TorchMLPClassifier()
+    for name in ("sgd", "rmsprop"):
+        stepper = training._OptimizerStep(training._make_optimizer(name, list(net.parameters()), est, 0.01))
+        assert not stepper.functional
+    stepper = training._OptimizerStep(training._make_optimizer("adamw", list(net.parameters()), est, 0.01))
+    before = net[2].weight.detach().clone()
+    for _ in range(2):  # the first step creates the state; the second finds the head without a gradient
+        stepper.zero_grad()
+        net[0](torch.randn(4, 5)).sum().backward()
+        stepper()
+    assert net[2].weight.grad is None and torch.equal(net[2].weight, before)  # AdamW skips it, as torch does
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"optimizer": "adamw", "schedule": "cosine"},
+        {"optimizer": "adam", "weight_decay": 0.01, "schedule": "reduce_on_plateau"},
+        {"optimizer": "adamw", "early_stopping": False, "schedule": "onecycle"},
+        {"optimizer": "sgd", "momentum": 0.9},
+    ],
+)
+def test_a_fit_with_the_functional_step_equals_one_with_the_optimizers_own(params, monkeypatch):
+    X, y = _mixed(200)
+    ours = _tiny(TorchMLPClassifier, random_state=0, max_epochs=6, **params).fit(X, y)
+    monkeypatch.setattr(training._OptimizerStep, "__call__", lambda self: self.optimizer.step())
+    plain = _tiny(TorchMLPClassifier, random_state=0, max_epochs=6, **params).fit(X, y)
+    for key, value in ours.module_.state_dict().items():
+        torch.testing.assert_close(value, plain.module_.state_dict()[key], rtol=0, atol=0)
+    assert [r["train_loss"] for r in ours.history_] == [r["train_loss"] for r in plain.history_]

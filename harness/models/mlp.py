@@ -68,6 +68,7 @@ from harness.models.training import (
     _Loop,
     _make_optimizer,
     _make_scheduler,
+    _OptimizerStep,
     _pin_lr,
     _pre_encoded,
     _seeded,
@@ -386,8 +387,9 @@ class _BaseTorchMLP(BaseEstimator):
         )
 
     def _augmenter(self, X: np.ndarray, device: torch.device) -> Augmenter:
-        """Batch augmentation, scaled by each numeric input's training standard deviation."""
-        scale = X.std(axis=0, dtype=np.float64) * self.numeric_input_mask_
+        """Batch augmentation, scaled by each numeric input's training standard deviation (when noise or PGD use it)."""
+        perturbs = float(self.noise) > 0 or float(self.adversarial_eps) > 0
+        scale = X.std(axis=0, dtype=np.float64) * self.numeric_input_mask_ if perturbs else np.zeros(X.shape[1])
         return Augmenter(
             noise=float(self.noise),
             mixup=float(self.mixup),
@@ -487,7 +489,19 @@ class _BaseTorchMLP(BaseEstimator):
         if graphed:
             self._train_mode(net)  # the graph records the modules' modes as they are at capture
             graph = _GraphedStep(net, loss_fn, optimizer, data, batch_size, amp_dtype)
-        return _Loop(optimizer, scheduler, per_batch, batch_size, amp_dtype, scaler, graph, lr, augment, valid_loss)
+        return _Loop(
+            optimizer,
+            scheduler,
+            per_batch,
+            batch_size,
+            amp_dtype,
+            scaler,
+            _OptimizerStep(optimizer),
+            graph,
+            lr,
+            augment,
+            valid_loss,
+        )
 
     def _freeze(self, net: MLPNetwork) -> MLPNetwork:
         """Fine-tuning the head freezes the body and the encoder; the optimizer and pre-encoding see what trains."""
@@ -513,28 +527,32 @@ class _BaseTorchMLP(BaseEstimator):
         lr = float(loop.optimizer.param_groups[0]["lr"])
         self._train_mode(net)
         device = data.X_train.device
-        total, seen = torch.zeros((), device=device), 0
+        seen, losses, sizes = 0, [], []  # each eager batch's mean loss, summed once at the end: no per-step kernels
         autocast = torch.autocast(device.type, dtype=loop.amp_dtype) if loop.amp_dtype is not None else nullcontext()
         for index in _batches(len(data.X_train), loop.batch_size, bool(self.batch_norm), generator, device):
             seen += len(index)
             if loop.graph is not None and len(index) == loop.graph.batch_size:
                 loop.graph(index)
             else:
-                loop.optimizer.zero_grad(set_to_none=True)
+                loop.step.zero_grad()
                 with autocast:
                     X, y = data.X_train.index_select(0, index), data.y_train.index_select(0, index)
                     loss = loop.augment.loss(net, loss_fn, X, y) if loop.augment.active else loss_fn(net(X), y)
                 if loop.scaler is None:
                     loss.backward()
-                    loop.optimizer.step()
+                    loop.step()
                 else:
                     loop.scaler.scale(loss).backward()
                     loop.scaler.step(loop.optimizer)
                     loop.scaler.update()
-                total += loss.detach().float() * len(index)
+                losses.append(loss.detach())
+                sizes.append(len(index))
             if loop.per_batch:  # only cosine and onecycle, which always have a scheduler
                 loop.scheduler.step()
                 _pin_lr(loop.optimizer, loop.lr)
+        total = torch.zeros((), device=device)
+        if losses:
+            total += torch.stack(losses).float() @ torch.tensor(sizes, dtype=torch.float32, device=device)
         if loop.graph is not None:
             total += loop.graph.loss_sum * loop.graph.batch_size
             loop.graph.loss_sum.zero_()
